@@ -40,7 +40,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _registry() -> Registry:  # type: ignore[type-arg]
+def _registry() -> Registry[Any]:
     resources_ = []
     for name in SCHEMA_NAMES:
         schema = load_schema(name)
@@ -66,7 +66,10 @@ def validate(name: str, document: Any, *, limit: int = 20) -> list[SchemaIssue]:
     """All problems of ``document`` against schema ``name`` (at most ``limit``), sorted by pointer."""
     issues = []
     for err in validator(name).iter_errors(document):
-        issues.append(SchemaIssue(_pointer(err.absolute_path), err.message))
+        message = err.message
+        if err.validator == "not" and err.validator_value == {}:
+            message = "not allowed here"
+        issues.append(SchemaIssue(_pointer(err.absolute_path), message))
         if len(issues) >= limit:
             break
     return sorted(issues, key=lambda i: i.pointer)
