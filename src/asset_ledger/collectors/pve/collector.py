@@ -269,7 +269,8 @@ class _Run:
 
         guests_by_node: dict[str, list[ResourceGuest]] = {name: [] for name in node_names}
         for guest in resources.guests:
-            guests_by_node.setdefault(guest.node, []).append(guest)
+            if guest.node in guests_by_node:
+                guests_by_node[guest.node].append(guest)
 
         results = await self.enrich_nodes(caps, cluster, resources, guests_by_node)
         assets, relations = self.assemble(cluster, resources, node_names, results)

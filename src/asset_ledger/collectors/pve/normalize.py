@@ -365,7 +365,7 @@ def parse_resources(data: Any) -> Resources:
             result.nodes[name] = dict(entry)
         elif kind in GUEST_TYPES:
             vmid = to_int(entry.get("vmid"))
-            if vmid is None:
+            if vmid is None and entry.get("vmid") is None:
                 ident = entry.get("id")
                 if isinstance(ident, str) and "/" in ident:
                     vmid = to_int(ident.rsplit("/", 1)[1])
