@@ -1,0 +1,1 @@
+"""Maintenance scripts for pvesim (not used at run time)."""
