@@ -99,6 +99,7 @@ class Ctx:
 
 Handler = Callable[[Ctx], Any]
 _BOOL_TRUE = {"1", "true", "yes", "on"}
+_NOT_IN_SCHEMA = "property is not defined in schema and the schema does not allow additional properties"
 _BOOL_VALUES = _BOOL_TRUE | {"0", "false", "no", "off"}
 
 
@@ -153,7 +154,7 @@ class PveApi:
 
         return list(SERVED)
 
-    # --- envelope -------------------------------------------------------------------------------------
+    # --- envelope ---------------------------------------------------------------------------------
     def error_response(self, err: ApiError) -> ApiResponse:
         reason = err.reason.split("\n")[0]
         if err.empty:
@@ -167,9 +168,11 @@ class PveApi:
 
     def auth_error(self, text: str) -> ApiError:
         """A 401 from the auth handler: empty body; the unified text on late releases."""
-        return ApiError(401, "Authentication failed!" if self.profile.unified_auth_error else text, empty=True)
+        return ApiError(
+            401, "Authentication failed!" if self.profile.unified_auth_error else text, empty=True
+        )
 
-    # --- entry point ------------------------------------------------------------------------------------
+    # --- entry point ------------------------------------------------------------------------------
     async def handle(self, req: ApiRequest) -> ApiResponse:
         meta: dict[str, Any] = {}
         try:
@@ -237,7 +240,7 @@ class PveApi:
             return await result
         return result
 
-    # --- authentication ---------------------------------------------------------------------------------
+    # --- authentication ---------------------------------------------------------------------------
     def authenticate(self, req: ApiRequest) -> Subject | None:
         """The subject of a request, None for the calls that need no auth (``/access/ticket``)."""
         no_auth = req.path.rstrip("/") == "/access/ticket" and req.method in ("GET", "POST")
@@ -271,7 +274,7 @@ class PveApi:
         return self.verify_token(token_value, now)
 
     def verify_token(self, value: str, now: int) -> Subject:
-        """``AccessControl.pm`` ``verify_token``: split at the last ``=``, then user, token, expiry, secret."""
+        """``AccessControl.pm`` ``verify_token``: split at the last ``=``; user, token, expiry, secret."""
         tokenid, sep, secret = value.rpartition("=")
         if not sep or not tokenid:
             raise self.auth_error("no tokenid specified")
@@ -296,7 +299,7 @@ class PveApi:
             raise self.auth_error("invalid token value!")
         return Subject(user, tokenname=tokenname, privsep=token.privsep)
 
-    # --- parameters and permissions -----------------------------------------------------------------------
+    # --- parameters and permissions ---------------------------------------------------------------
     def verify_parameters(self, ctx: Ctx) -> None:
         """400 ``Parameter verification failed.`` with per-parameter ``errors`` (JSONSchema.pm texts)."""
         spec = ctx.info.parameters
@@ -306,7 +309,7 @@ class PveApi:
             prop = spec.get(name)
             if prop is None:
                 if not ctx.info.additional_properties:
-                    errors[name] = "property is not defined in schema and the schema does not allow additional properties"
+                    errors[name] = _NOT_IN_SCHEMA
                 continue
             text = str(value)
             kind = prop.get("type")
@@ -320,7 +323,9 @@ class PveApi:
                 elif "maximum" in prop and int(text) > prop["maximum"]:
                     errors[name] = f"value must have a maximum value of {prop['maximum']}"
             elif "enum" in prop and text not in prop["enum"]:
-                errors[name] = f"value '{text}' does not have a value in the enumeration '{', '.join(prop['enum'])}'"
+                errors[name] = (
+                    f"value '{text}' does not have a value in the enumeration '{', '.join(prop['enum'])}'"
+                )
         for name, prop in spec.items():
             if not prop.get("optional") and name not in values:
                 errors[name] = "property is missing and it is not optional"
@@ -338,7 +343,9 @@ class PveApi:
             return
         failure = self._eval_check(perms["check"], subject, {**ctx.path_params, **ctx.params})
         if failure is not None:
-            raise ApiError(403, f"Permission check failed ({failure})" if failure else "Permission check failed")
+            raise ApiError(
+                403, f"Permission check failed ({failure})" if failure else "Permission check failed"
+            )
 
     def _eval_check(self, check: list[Any], subject: Subject, values: dict[str, Any]) -> str | None:
         op = check[0]
@@ -359,7 +366,7 @@ class PveApi:
         # checks pvesim does not model (userid-param, userid-group): only root passes
         return None if subject.userid == "root@pam" and not subject.privsep else ""
 
-    # --- helpers ------------------------------------------------------------------------------------------
+    # --- helpers ----------------------------------------------------------------------------------
     def _guest(self, ctx: Ctx, kind: str) -> Guest:
         vmid = int(ctx.path_params["vmid"])
         node = ctx.path_params["node"]
@@ -374,7 +381,7 @@ class PveApi:
             raise self.auth_error("No ticket")
         return ctx.subject
 
-    # --- /version and /nodes/{node}/version -------------------------------------------------------------
+    # --- /version and /nodes/{node}/version -------------------------------------------------------
     def h_version(self, ctx: Ctx) -> Any:
         with self.topology.lock:
             return self.render.version(datacenter=True)
@@ -390,7 +397,7 @@ class PveApi:
             subdirs.append("tfa")
         return [{"subdir": s} for s in subdirs]
 
-    # --- /access/ticket -------------------------------------------------------------------------------
+    # --- /access/ticket ---------------------------------------------------------------------------
     def h_ticket(self, ctx: Ctx) -> Any:
         params = ctx.params
         username = str(params.get("username", ""))
@@ -470,7 +477,7 @@ class PveApi:
         now = int(self.runtime.now())
         return {"ticket": self.signer.ticket(user.userid, now)}
 
-    # --- /access/permissions, /access/users ---------------------------------------------------------------
+    # --- /access/permissions, /access/users -------------------------------------------------------
     def h_permissions(self, ctx: Ctx) -> Any:
         subject = self._subject(ctx)
         with self.topology.lock:
@@ -504,7 +511,11 @@ class PveApi:
             for user in self.topology.users.values():
                 if not see_all and user.userid != subject.userid:
                     continue
-                entry: dict[str, Any] = {"userid": user.userid, "enable": int(user.enable), "expire": user.expire}
+                entry: dict[str, Any] = {
+                    "userid": user.userid,
+                    "enable": int(user.enable),
+                    "expire": user.expire,
+                }
                 if user.email:
                     entry["email"] = user.email
                 if user.comment:
@@ -514,7 +525,7 @@ class PveApi:
                 out.append(entry)
             return out
 
-    # --- cluster ------------------------------------------------------------------------------------------
+    # --- cluster ----------------------------------------------------------------------------------
     def h_cluster_status(self, ctx: Ctx) -> Any:
         with self.topology.lock:
             return self.render.cluster_status()
@@ -524,7 +535,7 @@ class PveApi:
         kind = ctx.params.get("type")
         return self.render.cluster_resources_body(subject, str(kind) if kind else None)
 
-    # --- nodes ----------------------------------------------------------------------------------------------
+    # --- nodes ------------------------------------------------------------------------------------
     def h_nodes(self, ctx: Ctx) -> Any:
         subject = self._subject(ctx)
         with self.topology.lock:
@@ -558,7 +569,7 @@ class PveApi:
         with self.topology.lock:
             return self.render.lxc_list(ctx.path_params["node"], subject)
 
-    # --- guests -------------------------------------------------------------------------------------------
+    # --- guests -----------------------------------------------------------------------------------
     def h_qemu_status(self, ctx: Ctx) -> Any:
         with self.topology.lock:
             return self.render.qemu_status(self._guest(ctx, "qemu"))
@@ -579,7 +590,7 @@ class PveApi:
         with self.topology.lock:
             return self.render.lxc_interfaces(self._guest(ctx, "lxc"))
 
-    # --- QEMU guest agent -----------------------------------------------------------------------------------
+    # --- QEMU guest agent -------------------------------------------------------------------------
     def h_agent_index(self, ctx: Ctx) -> Any:
         post = self.table.served.get(("POST", "/nodes/{node}/qemu/{vmid}/agent"))
         commands = (post.parameters.get("command", {}).get("enum") if post else None) or []
@@ -604,7 +615,9 @@ class PveApi:
             mode = guest.agent_mode
         vmid = guest.vmid
         if not configured:
-            raise ApiError(500, "No Qemu guest agent configured" if legacy else "No QEMU guest agent configured")
+            raise ApiError(
+                500, "No Qemu guest agent configured" if legacy else "No QEMU guest agent configured"
+            )
         if not alive:
             raise ApiError(500, f"VM {vmid} not running" if legacy else f"VM {vmid} is not running")
         if not ping_ok:
@@ -627,4 +640,3 @@ class PveApi:
             }
         with self.topology.lock:
             return {"result": self.render.agent_result(guest, command)}
-

@@ -1,9 +1,9 @@
 """Tickets, CSRF tokens, TOTP and API-token parsing as pve-access-control / pve-http-server do them.
 
-Tickets look like PVE's (``PVE:<userid>:<HEXTIME>::<signature>``) and are signed with a per-server key; they are
-valid from 5 minutes "in the future" (clock skew) to 2 hours old. A TFA half-ticket carries ``!tfa!`` instead of
-a user id and authenticates nothing but the TFA step. Times come from the server clock so tests can expire
-tickets without waiting.
+Tickets look like PVE's (``PVE:<userid>:<HEXTIME>::<signature>``) and are signed with a per-server key;
+they are valid from 5 minutes "in the future" (clock skew) to 2 hours old. A TFA half-ticket carries
+``!tfa!`` instead of a user id and authenticates nothing but the TFA step. Times come from the server
+clock so tests can expire tickets without waiting.
 """
 
 from __future__ import annotations

@@ -33,8 +33,10 @@ def main() -> None:
 @click.option("--latency-ms", type=float, default=0.0, show_default=True)
 @click.option("--time-scale", type=float, default=1.0, show_default=True, help="multiplies the 3 s delays")
 @click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), help="keep/reuse the CA here")
-@click.option("--fault", "faults", multiple=True, help="kind[:key=value,...], e.g. status:path=/version,status=503")
-def serve(
+@click.option(
+    "--fault", "faults", multiple=True, help="kind[:key=value,...], e.g. status:path=/version,status=503"
+)
+def serve(  # noqa: PLR0917 - click passes every option by name
     profile: str,
     topology_file: Path | None,
     seed: int,

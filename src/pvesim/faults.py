@@ -99,14 +99,15 @@ class Fault:
             return self.body, "application/json;charset=UTF-8"
         if self.status in (429, 502, 503, 504):
             title = f"{self.status} {self.status_reason()}"
-            page = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            page = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            page += f"<center><h1>{title}</h1></center>\r\n"
             page += "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
             return page.encode(), "text/html"
         return b'{"data":null}', "application/json;charset=UTF-8"
 
 
 def parse_fault_spec(spec: str) -> Fault:
-    """A fault from the CLI form ``kind[:key=value,...]``, e.g. ``status:path=/cluster/resources,status=429``."""
+    """A fault from the CLI form ``kind[:key=value,...]`` (``status:path=/cluster/resources,status=429``)."""
     kind, _, rest = spec.partition(":")
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")

@@ -1,10 +1,10 @@
 """Privileges, built-in roles and ACL evaluation as PVE's access control does it.
 
 Follows ``pve-access-control`` ``AccessControl.pm`` (``$privgroups``, ``roles``/``permissions``) and
-``RPCEnvironment.pm`` (``check``, ``get_effective_permissions``, ``compute_api_permission``): the most specific
-path level with a matching ACL wins (user entries over group entries), non-final levels only count when the
-ACL propagates, pool ACLs apply to member guests, ``NoAccess`` empties the set, ``root@pam`` has everything,
-and a privilege-separated token gets the intersection of its own ACLs and its user's.
+``RPCEnvironment.pm`` (``check``, ``get_effective_permissions``, ``compute_api_permission``): the most
+specific path level with a matching ACL wins (user entries over group entries), non-final levels only count
+when the ACL propagates, pool ACLs apply to member guests, ``NoAccess`` empties the set, ``root@pam`` has
+everything, and a privilege-separated token gets the intersection of its own ACLs and its user's.
 """
 
 from __future__ import annotations
@@ -36,8 +36,13 @@ def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
     vm_user = ["VM.Config.CDROM", "VM.Console", "VM.Backup", "VM.PowerMgmt"]
     vm_audit = ["VM.Audit"]
     if profile.guest_agent_privs:
-        vm_admin += ["VM.GuestAgent.FileRead", "VM.GuestAgent.FileWrite", "VM.GuestAgent.FileSystemMgmt",
-                     "VM.GuestAgent.Unrestricted", "VM.Replicate"]
+        vm_admin += [
+            "VM.GuestAgent.FileRead",
+            "VM.GuestAgent.FileWrite",
+            "VM.GuestAgent.FileSystemMgmt",
+            "VM.GuestAgent.Unrestricted",
+            "VM.Replicate",
+        ]
         vm_audit.append("VM.GuestAgent.Audit")
     else:
         vm_admin.append("VM.Monitor")
@@ -76,8 +81,12 @@ def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
         if profile.at_least(8, 0):
             groups["SDN"]["user"] = ["SDN.Use"]
     if profile.at_least(8, 0):
-        groups["Mapping"] = {"root": [], "admin": ["Mapping.Modify"], "user": ["Mapping.Use"],
-                             "audit": ["Mapping.Audit"]}
+        groups["Mapping"] = {
+            "root": [],
+            "admin": ["Mapping.Modify"],
+            "user": ["Mapping.Use"],
+            "audit": ["Mapping.Audit"],
+        }
     return groups
 
 

@@ -33,13 +33,13 @@ class Profile:
     def at_least(self, major: int, minor: int) -> bool:
         return self.major_minor >= (major, minor)
 
-    # --- §0 / §9 envelope -------------------------------------------------------------------------------
+    # --- §0 / §9 envelope -------------------------------------------------------------------------
     @property
     def error_message_in_body(self) -> bool:
         """pve-http-server 5.2.0 (Jan 2025, shipped with 8.4) also puts the error text into ``message``."""
         return self.at_least(8, 4)
 
-    # --- §1 /version ---------------------------------------------------------------------------------------
+    # --- §1 /version ------------------------------------------------------------------------------
     @property
     def version_has_datacenter_keys(self) -> bool:
         """≤7.0 returns the whole datacenter.cfg in /version; 7.1+ only ``console``."""
@@ -52,7 +52,7 @@ class Profile:
             return f"pve-manager/{self.version}/{self.repoid}"
         return f"pve-manager/{self.version}-{self.release}/{self.repoid}"
 
-    # --- §2 auth ----------------------------------------------------------------------------------------
+    # --- §2 auth ----------------------------------------------------------------------------------
     @property
     def api_tokens(self) -> bool:
         return self.at_least(6, 2)
@@ -71,7 +71,7 @@ class Profile:
             return "tfa-api"
         return "otp"
 
-    # --- §3 permissions ---------------------------------------------------------------------------------
+    # --- §3 permissions ---------------------------------------------------------------------------
     @property
     def pool_audit(self) -> bool:
         """``Pool.Audit`` exists from 7.0; before, pool entries need ``Pool.Allocate``."""
@@ -82,7 +82,7 @@ class Profile:
         """9.0 replaces ``VM.Monitor`` by ``VM.GuestAgent.*``."""
         return self.at_least(9, 0)
 
-    # --- §4 nodes -----------------------------------------------------------------------------------------
+    # --- §4 nodes ---------------------------------------------------------------------------------
     @property
     def cpuinfo_flags(self) -> bool:
         return self.at_least(6, 0)
@@ -107,13 +107,13 @@ class Profile:
     def ssl_fingerprint(self) -> bool:
         return self.at_least(5, 2)
 
-    # --- §5 cluster/status --------------------------------------------------------------------------------
+    # --- §5 cluster/status ------------------------------------------------------------------------
     @property
     def cluster_status_null_ip(self) -> bool:
         """5.x/6.0 emit ``"ip": null`` for unknown IPs; 6.1+ omit the key."""
         return not self.at_least(6, 1)
 
-    # --- §6 cluster/resources ---------------------------------------------------------------------------
+    # --- §6 cluster/resources ---------------------------------------------------------------------
     @property
     def resources_lock(self) -> bool:
         return self.at_least(6, 0)
@@ -138,7 +138,7 @@ class Profile:
     def storage_plugintype(self) -> bool:
         return self.at_least(6, 4)
 
-    # --- §7 guests ----------------------------------------------------------------------------------------
+    # --- §7 guests --------------------------------------------------------------------------------
     @property
     def qemu_list_legacy_types(self) -> bool:
         """<7.0: ``pid: null`` for stopped VMs and ``template: ""``; 7.0+ omit both unless set."""
@@ -180,7 +180,7 @@ class Profile:
         """The 5.0 capture of a stopped VM's status/current has no ``vmid`` key."""
         return self.major_minor == (5, 0)
 
-    # --- §8 guest IPs -------------------------------------------------------------------------------------
+    # --- §8 guest IPs -----------------------------------------------------------------------------
     @property
     def agent_get_endpoints(self) -> bool:
         return self.at_least(5, 2)
@@ -201,7 +201,7 @@ class Profile:
         return self.at_least(6, 0)
 
 
-def _p(
+def _p(  # noqa: PLR0917 - compact release table below
     name: str,
     version: str,
     release: str,

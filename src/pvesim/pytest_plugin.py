@@ -36,7 +36,7 @@ def _factory() -> tuple[ServerFactory, list[SimServer]]:
 
 @pytest.fixture
 def pvesim_server() -> Iterator[ServerFactory]:
-    """Factory fixture: ``pvesim_server(profile=..., topology=..., **SimServer kwargs)``; stopped after the test."""
+    """Factory fixture ``pvesim_server(profile=..., topology=..., **kwargs)``; stopped after the test."""
     make, started = _factory()
     yield make
     for server in reversed(started):

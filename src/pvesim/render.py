@@ -55,7 +55,7 @@ class Renderer:
         self._resources_cache: dict[tuple[str, str | None, int], bytes] = {}
         self._resources_base: tuple[int, list[tuple[str, dict[str, Any], str | None]]] | None = None
 
-    # --- /version -------------------------------------------------------------------------------------------
+    # --- /version ---------------------------------------------------------------------------------
     def version(self, *, datacenter: bool) -> dict[str, Any]:
         data: dict[str, Any] = {"version": self.p.version, "release": self.p.release, "repoid": self.p.repoid}
         if datacenter:
@@ -65,7 +65,7 @@ class Renderer:
                 data["console"] = self.t.datacenter["console"]
         return data
 
-    # --- /cluster/status ------------------------------------------------------------------------------------
+    # --- /cluster/status --------------------------------------------------------------------------
     def cluster_status(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         entry = self.t.entry_node
@@ -97,7 +97,7 @@ class Renderer:
             out.append(item)
         return out
 
-    # --- nodes ----------------------------------------------------------------------------------------------
+    # --- nodes ------------------------------------------------------------------------------------
     def _node_stats(self, node: Node) -> dict[str, Any]:
         return {
             "maxcpu": node.cpus,
@@ -142,9 +142,9 @@ class Renderer:
             cpuinfo["hvm"] = 1
         if p.cpuinfo_flags:
             cpuinfo["flags"] = (
-                "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx "
-                "fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc vmx smx est tm2 ssse3 "
-                "fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand"
+                "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi "
+                "mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc vmx smx est tm2 "
+                "ssse3 fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c"
             )
         if p.cpuinfo_cores:
             cpuinfo["cores"] = max(1, node.cpus // 2)
@@ -163,7 +163,11 @@ class Renderer:
             "cpu": node.cpu,
             "wait": 0.0012,
             "memory": memory,
-            "swap": {"total": node.swap_total, "used": node.swap_used, "free": node.swap_total - node.swap_used},
+            "swap": {
+                "total": node.swap_total,
+                "used": node.swap_used,
+                "free": node.swap_total - node.swap_used,
+            },
             "ksm": {"shared": 0},
             "rootfs": {
                 "total": node.rootfs_total,
@@ -187,7 +191,7 @@ class Renderer:
             data["boot-info"] = boot
         return data
 
-    # --- /cluster/resources ---------------------------------------------------------------------------------
+    # --- /cluster/resources -----------------------------------------------------------------------
     def _guest_resource(self, g: Guest, node_online: bool) -> dict[str, Any]:
         p = self.p
         entry: dict[str, Any] = {"id": g.id, "type": g.kind, "vmid": g.vmid, "node": g.node}
@@ -286,14 +290,17 @@ class Renderer:
                     if pool is not None and (
                         not self.p.pool_audit or self.perms.has(subject, f"/pool/{pool}", "Pool.Audit")
                     ):
-                        entry = {**entry, "pool": pool}
-                    out.append(entry)
+                        out.append({**entry, "pool": pool})
+                    else:
+                        out.append(entry)
             elif entry_kind == "node":
                 if acl_path and self.perms.has(subject, acl_path, "Sys.Audit"):
                     out.append(entry)
                 else:
                     out.append({k: entry[k] for k in ("id", "type", "node", "status", "level")})
-            elif entry_kind == "storage" and acl_path and self.perms.has(subject, acl_path, "Datastore.Audit"):
+            elif (
+                entry_kind == "storage" and acl_path and self.perms.has(subject, acl_path, "Datastore.Audit")
+            ):
                 out.append(entry)
         return out
 
@@ -310,7 +317,7 @@ class Renderer:
                 self._resources_cache[key] = body
             return body
 
-    # --- guest lists ----------------------------------------------------------------------------------------
+    # --- guest lists ------------------------------------------------------------------------------
     def _visible(self, node: str, kind: str, subject: Subject) -> list[Guest]:
         return [
             g
@@ -413,7 +420,7 @@ class Renderer:
     def lxc_list(self, node: str, subject: Subject) -> list[dict[str, Any]]:
         return [self._lxc_vmstatus(g) for g in self._visible(node, "lxc", subject)]
 
-    # --- guest status / config ------------------------------------------------------------------------------
+    # --- guest status / config --------------------------------------------------------------------
     def qemu_status(self, g: Guest) -> dict[str, Any]:
         p = self.p
         item = self._qemu_vmstatus(g)
@@ -472,7 +479,11 @@ class Renderer:
         if lock:
             cfg["lock"] = lock
         if p.at_least(7, 0):
-            cfg["meta"] = "creation-qemu=8.1.5,ctime=1700000000" if p.at_least(8, 0) else "creation-qemu=6.0.0,ctime=1625000000"
+            cfg["meta"] = (
+                "creation-qemu=8.1.5,ctime=1700000000"
+                if p.at_least(8, 0)
+                else "creation-qemu=6.0.0,ctime=1625000000"
+            )
         cfg["digest"] = _digest(json.dumps(cfg, sort_keys=True))
         return cfg
 
@@ -535,17 +546,17 @@ class Renderer:
         out = []
         for name, mac, addrs in ifaces:
             item: dict[str, Any] = {"name": name, "hwaddr": mac}
-            for ip, family, prefix in addrs:
-                item[family] = f"{ip}/{prefix}"  # only the last address per family survives (8.1–8.3)
+            for address, family, plen in addrs:
+                item[family] = f"{address}/{plen}"  # only the last address per family survives (8.1–8.3)
             if self.p.lxc_interfaces_ip_addresses:
                 item["hardware-address"] = mac
                 item["ip-addresses"] = [
-                    {"ip-address": ip, "ip-address-type": family, "prefix": prefix} for ip, family, prefix in addrs
+                    {"ip-address": a, "ip-address-type": fam, "prefix": n} for a, fam, n in addrs
                 ]
             out.append(item)
         return out
 
-    # --- guest agent ------------------------------------------------------------------------------------------
+    # --- guest agent ------------------------------------------------------------------------------
     def agent_result(self, g: Guest, command: str) -> Any:
         if command == "network-get-interfaces":
             return self._agent_interfaces(g)
@@ -563,12 +574,15 @@ class Renderer:
         windows = g.ostype.startswith("win")
         stats = self.p.qga_statistics
 
-        def iface(name: str, mac: str | None, addrs: list[tuple[str, str, int]], traffic: int) -> dict[str, Any]:
+        def iface(
+            name: str, mac: str | None, addrs: list[tuple[str, str, int]], traffic: int
+        ) -> dict[str, Any]:
             item: dict[str, Any] = {"name": name}
             if mac is not None:
                 item["hardware-address"] = mac
             item["ip-addresses"] = [
-                {"ip-address": ip, "ip-address-type": family, "prefix": prefix} for ip, family, prefix in addrs
+                {"ip-address": ip, "ip-address-type": family, "prefix": prefix}
+                for ip, family, prefix in addrs
             ]
             if stats:
                 item["statistics"] = {
@@ -585,7 +599,12 @@ class Renderer:
 
         loop = [("127.0.0.1", "ipv4", 8), ("::1", "ipv6", 128)]
         out = [
-            iface("Loopback Pseudo-Interface 1" if windows else "lo", None if windows else "00:00:00:00:00:00", loop, 4096)
+            iface(
+                "Loopback Pseudo-Interface 1" if windows else "lo",
+                None if windows else "00:00:00:00:00:00",
+                loop,
+                4096,
+            )
         ]
         for index, nic in enumerate(g.nics):
             addrs: list[tuple[str, str, int]] = []
@@ -599,5 +618,7 @@ class Renderer:
             out.append(iface(name, nic.mac.lower(), addrs, g.netin))
         if g.docker and not windows:
             mac = "02:42:" + ":".join(f"{(g.vmid >> s) & 0xFF:02x}" for s in (24, 16, 8, 0))
-            out.append(iface("docker0", mac, [("172.17.0.1", "ipv4", 16), (link_local(mac), "ipv6", 64)], 1024))
+            out.append(
+                iface("docker0", mac, [("172.17.0.1", "ipv4", 16), (link_local(mac), "ipv6", 64)], 1024)
+            )
         return out

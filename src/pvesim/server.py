@@ -94,14 +94,16 @@ class Stats:
     def queue(self, node: str, delta: int) -> None:
         with self._lock:
             self._queued[node] += delta
-            if self._queued[node] > self.protected_queued_high_water[node]:
-                self.protected_queued_high_water[node] = self._queued[node]
+            self.protected_queued_high_water[node] = max(
+                self.protected_queued_high_water[node], self._queued[node]
+            )
 
     def worker(self, node: str, delta: int) -> None:
         with self._lock:
             self.protected_in_flight[node] += delta
-            if self.protected_in_flight[node] > self.protected_high_water[node]:
-                self.protected_high_water[node] = self.protected_in_flight[node]
+            self.protected_high_water[node] = max(
+                self.protected_high_water[node], self.protected_in_flight[node]
+            )
 
     def record(self, rec: RequestRecord) -> None:
         with self._lock:
@@ -132,7 +134,7 @@ class Stats:
             }
 
 
-class _Abort(Exception):  # noqa: N818 - control flow, not an error
+class _Abort(Exception):
     """Drop the connection without (completing) a response."""
 
 
@@ -191,7 +193,7 @@ class SimServer:
         )
         self.keepalive_timeout = keepalive_timeout
         self.max_requests_per_connection = max_requests_per_connection
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - deterministic fault sampling, not security
         self.request_log: deque[RequestRecord] = deque(maxlen=log_limit)
         self._stats = Stats()
         self._faults: list[Fault] = []
@@ -200,7 +202,9 @@ class SimServer:
             self._install_fault(fault)
         self._clock_offset = 0.0
         self._own_tls_dir = tls_dir is None
-        self._tls = CertificateSet(Path(tls_dir) if tls_dir is not None else Path(tempfile.mkdtemp(prefix="pvesim-")))
+        self._tls = CertificateSet(
+            Path(tls_dir) if tls_dir is not None else Path(tempfile.mkdtemp(prefix="pvesim-"))
+        )
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -213,7 +217,7 @@ class SimServer:
         runtime = Runtime(self.now, self.delays, self._protected_slot)
         self.api = PveApi(self.profile, self.topology, runtime, signer)
 
-    # --- lifecycle ------------------------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> SimServer:
         """Generate the certificate, bind, and return once the server accepts connections."""
         if self._thread is not None:
@@ -230,7 +234,7 @@ class SimServer:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._startup())
-            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            except BaseException as exc:
                 failure.append(exc)
                 ready.set()
                 return
@@ -296,7 +300,7 @@ class SimServer:
     ) -> None:
         self.stop()
 
-    # --- what clients need ----------------------------------------------------------------------------------
+    # --- what clients need ------------------------------------------------------------------------
     @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
@@ -326,7 +330,7 @@ class SimServer:
     def credentials(
         self, principal: str, auth: Literal["api_token", "user_password"] = "api_token"
     ) -> dict[str, str]:
-        """Credentials of a principal (``root``, ``auditor``, ``reader``, ``privsep``, ``novm``, ``tfa`` or an id)."""
+        """Credentials of a default principal (``root``, ``reader``, ``privsep``, …) or a user/token id."""
         user, token = self.topology.principal(principal)
         if auth == "user_password":
             if user.password is None:
@@ -343,7 +347,7 @@ class SimServer:
             raise ValueError(f"{user.userid} has no TOTP configured")
         return totp(user.totp_secret, self.now())
 
-    # --- clock ----------------------------------------------------------------------------------------------
+    # --- clock ------------------------------------------------------------------------------------
     def now(self) -> float:
         return time.time() + self._clock_offset
 
@@ -351,7 +355,7 @@ class SimServer:
         """Move the server clock (ticket expiry, TOTP) forward without waiting."""
         self._clock_offset += seconds
 
-    # --- topology shortcuts -----------------------------------------------------------------------------------
+    # --- topology shortcuts -----------------------------------------------------------------------
     def migrate(self, guest: str | int, node: str) -> None:
         self.topology.migrate(guest, node)
 
@@ -361,7 +365,7 @@ class SimServer:
     def set_guest_state(self, guest: str | int, state: Any) -> None:
         self.topology.set_state(guest, state)
 
-    # --- faults ---------------------------------------------------------------------------------------------
+    # --- faults -----------------------------------------------------------------------------------
     def _install_fault(self, fault: Fault) -> Fault:
         fault._owner = self
         with self._faults_lock:
@@ -445,7 +449,7 @@ class SimServer:
         self.api.local_fingerprint = self.fingerprint
         return self.fingerprint
 
-    # --- observation ----------------------------------------------------------------------------------------
+    # --- observation ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counters per endpoint template, node, status, principal and fault, plus high-water marks."""
         return self._stats.snapshot()
@@ -471,11 +475,11 @@ class SimServer:
             self._stats.worker(node, -1)
             sem.release()
 
-    # --- HTTP/1.1 -----------------------------------------------------------------------------------------------
+    # --- HTTP/1.1 ---------------------------------------------------------------------------------
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
+            self._tasks.add(task)
         self._writers.add(writer)
         self._stats.connections += 1
         try:
@@ -489,7 +493,7 @@ class SimServer:
         finally:
             self._writers.discard(writer)
             if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+                self._tasks.discard(task)
             if not writer.transport.is_closing():
                 writer.close()
             with contextlib.suppress(Exception):
@@ -572,7 +576,7 @@ class SimServer:
                 params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return params
 
-    async def _exchange(
+    async def _exchange(  # noqa: PLR0917 - one call site, the parsed request
         self,
         writer: asyncio.StreamWriter,
         method: str,
@@ -619,7 +623,10 @@ class SimServer:
                 response = ApiResponse(501, "no such uri", b"", None)
             else:
                 request = ApiRequest(
-                    method, api_path, self._parse_params(query, body, headers.get("content-type", "")), headers
+                    method,
+                    api_path,
+                    self._parse_params(query, body, headers.get("content-type", "")),
+                    headers,
                 )
                 response = await self.api.handle(request)
             status = response.status
@@ -629,8 +636,14 @@ class SimServer:
             elif fault is not None and fault.kind == "malformed_json":
                 payload = payload[: max(1, len(payload) // 2)] + b"<!-- pveproxy -->,]"
             elif fault is not None and fault.kind in ("truncate", "reset_mid_body"):
-                head = self._head(response.status, response.reason, len(payload), response.content_type, keep,
-                                  response.headers)
+                head = self._head(
+                    response.status,
+                    response.reason,
+                    len(payload),
+                    response.content_type,
+                    keep,
+                    response.headers,
+                )
                 writer.write(head + payload[: len(payload) // 2])
                 await writer.drain()
                 if fault.kind == "reset_mid_body":
@@ -638,8 +651,15 @@ class SimServer:
                 else:
                     writer.close()
                 raise _Abort
-            await self._write(writer, response.status, response.reason, payload, response.content_type, keep,
-                              response.headers)
+            await self._write(
+                writer,
+                response.status,
+                response.reason,
+                payload,
+                response.content_type,
+                keep,
+                response.headers,
+            )
             return keep
         finally:
             self._stats.leave()
@@ -648,7 +668,8 @@ class SimServer:
                 path=record_path,
                 template=response.template if response else None,
                 node=node,
-                status=status if (fault is None or fault.kind in ("status", "slow", "wrong_type", "malformed_json"))
+                status=status
+                if (fault is None or fault.kind in ("status", "slow", "wrong_type", "malformed_json"))
                 else 0,
                 start=start,
                 duration=time.perf_counter() - t0,
@@ -668,7 +689,7 @@ class SimServer:
         writer.transport.abort()
 
     @staticmethod
-    def _head(
+    def _head(  # noqa: PLR0917 - mirrors the status line and header order
         status: int,
         reason: str,
         length: int,
@@ -693,7 +714,7 @@ class SimServer:
             lines.append(f"{name}: {value}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
-    async def _write(
+    async def _write(  # noqa: PLR0917 - mirrors the status line and header order
         self,
         writer: asyncio.StreamWriter,
         status: int,

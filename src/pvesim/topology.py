@@ -34,6 +34,7 @@ MIB = 1024**2
 #: Built-in principals every topology has (see docs/pvesim.md "Principals").
 DEFAULT_PRINCIPALS: tuple[str, ...] = ("root", "auditor", "reader", "privsep", "novm", "tfa")
 READER_ROLE = "LedgerReader"
+_TFA_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - TOTP seed of the simulated tfa@pve user
 
 
 @dataclass
@@ -257,9 +258,9 @@ class Topology:
             else {"keyboard": "en-us", "console": "html5", "migration": {"type": "secure"}}
         )
         if default_principals:
-            self._add_default_principals(random.Random(f"principals-{seed}"))
+            self._add_default_principals(random.Random(f"principals-{seed}"))  # noqa: S311 - reproducible
 
-    # --- construction ---------------------------------------------------------------------------------
+    # --- construction -----------------------------------------------------------------------------
     @property
     def standalone(self) -> bool:
         return self.cluster_name is None
@@ -290,14 +291,12 @@ class Topology:
             User("auditor@pve", password=secret(), tokens={"ro": Token("ro", secret(), privsep=False)}),
             User("reader@pve", password=secret(), tokens={"ro": Token("ro", secret(), privsep=False)}),
             User("novm@pve", password=secret(), tokens={"ro": Token("ro", secret(), privsep=False)}),
-            User("tfa@pve", password=secret(), totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+            User("tfa@pve", password=secret(), totp_secret=_TFA_SECRET),
         ]
         defaults[1].tokens["bare"] = Token("bare", secret(), privsep=True)
         for user in defaults:
             self.users.setdefault(user.userid, user)
-        self.roles.setdefault(
-            READER_ROLE, ["@PVEAuditor", "VM.Monitor", "VM.GuestAgent.Audit"]
-        )
+        self.roles.setdefault(READER_ROLE, ["@PVEAuditor", "VM.Monitor", "VM.GuestAgent.Audit"])
         self.roles.setdefault("SysAuditOnly", ["Sys.Audit"])
         self.acl.extend(
             [
@@ -331,7 +330,7 @@ class Topology:
             raise TopologyError(f"user {userid} has no token {tokenname!r}")
         return user, token
 
-    # --- queries ----------------------------------------------------------------------------------------
+    # --- queries ----------------------------------------------------------------------------------
     def guest(self, ref: str | int) -> Guest:
         """A guest by vmid or ``"qemu/100"``/``"lxc/200"``."""
         if isinstance(ref, str) and "/" in ref:
@@ -361,7 +360,7 @@ class Topology:
         online = sum(1 for n in self.nodes.values() if n.online)
         return online * 2 > len(self.nodes)
 
-    # --- mutation -----------------------------------------------------------------------------------------
+    # --- mutation ---------------------------------------------------------------------------------
     def _bump(self) -> None:
         self.generation += 1
 
@@ -418,7 +417,7 @@ class Topology:
         with self.lock:
             self._bump()
 
-    # --- generation ---------------------------------------------------------------------------------------
+    # --- generation -------------------------------------------------------------------------------
     @classmethod
     def generate(
         cls,
@@ -455,7 +454,7 @@ class Topology:
         ``standalone`` defaults to ``nodes == 1``. Agent counts apply to running VMs with the agent enabled
         (``agent_share`` of the ordinary running VMs); the rest of those answer.
         """
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # noqa: S311 - deterministic generation, not security
         if standalone is None:
             standalone = nodes == 1
         if standalone and nodes != 1:
@@ -468,12 +467,23 @@ class Topology:
         for i in range(nodes):
             name = "pve" if standalone else f"{node_prefix}{i + 1}"
             storages = [
-                Storage("local", "dir", "iso,vztmpl,backup", total=100 * GIB, used=rng.randrange(5, 60) * GIB),
-                Storage("local-lvm", "lvmthin", "images,rootdir", total=900 * GIB, used=rng.randrange(50, 800) * GIB),
+                Storage(
+                    "local", "dir", "iso,vztmpl,backup", total=100 * GIB, used=rng.randrange(5, 60) * GIB
+                ),
+                Storage(
+                    "local-lvm",
+                    "lvmthin",
+                    "images,rootdir",
+                    total=900 * GIB,
+                    used=rng.randrange(50, 800) * GIB,
+                ),
             ]
             if not standalone:
-                storages.append(Storage("cephpool", "rbd", "images,rootdir", shared=True, total=8192 * GIB,
-                                        used=3000 * GIB))
+                storages.append(
+                    Storage(
+                        "cephpool", "rbd", "images,rootdir", shared=True, total=8192 * GIB, used=3000 * GIB
+                    )
+                )
             node_list.append(
                 Node(
                     name=name,
@@ -499,7 +509,10 @@ class Topology:
         guests: list[Guest] = []
         vmid = first_vmid
         qemu_states: list[str] = (
-            ["paused"] * paused + ["suspended"] * suspended + ["prelaunch"] * prelaunch + ["hibernated"] * hibernated
+            ["paused"] * paused
+            + ["suspended"] * suspended
+            + ["prelaunch"] * prelaunch
+            + ["hibernated"] * hibernated
             + ["template"] * templates
         )
         ordinary = qemu - len(qemu_states)
@@ -511,17 +524,27 @@ class Topology:
             if agents_special > with_agent:
                 raise TopologyError("more special agent modes requested than running VMs")
         agent_modes = (
-            ["not_running"] * agent_not_running + ["qga_error"] * agent_qga_error + ["timeout"] * agent_timeout
+            ["not_running"] * agent_not_running
+            + ["qga_error"] * agent_qga_error
+            + ["timeout"] * agent_timeout
             + ["hang"] * agent_hang
         )
         agent_modes += ["answering"] * (with_agent - len(agent_modes))
-        agent_variants = ["1", "1", "enabled=1,type=virtio", "1,fstrim_cloned_disks=1", "1,freeze-fs-on-backup=0"]
+        agent_variants = [
+            "1",
+            "1",
+            "enabled=1,type=virtio",
+            "1,fstrim_cloned_disks=1",
+            "1,freeze-fs-on-backup=0",
+        ]
         unnamed_left = unnamed
         running_seen = 0
         for index, kind_state in enumerate(qemu_states):
             node = node_names[index % len(node_names)]
             state = "stopped" if kind_state == "template" else kind_state
-            guest = cls._random_guest(rng, vmid, "qemu", node, prefixes, vocab, pool_names, pool_share, tag_share)
+            guest = cls._random_guest(
+                rng, vmid, "qemu", node, prefixes, vocab, pool_names, pool_share, tag_share
+            )
             guest.state = state  # type: ignore[assignment]
             guest.template = kind_state == "template"
             if unnamed_left and kind_state in ("running", "stopped"):
@@ -540,7 +563,9 @@ class Topology:
         running_ct = round(lxc * running_share)
         for index in range(lxc):
             node = node_names[(index + qemu) % len(node_names)]
-            guest = cls._random_guest(rng, vmid, "lxc", node, prefixes, vocab, pool_names, pool_share, tag_share)
+            guest = cls._random_guest(
+                rng, vmid, "lxc", node, prefixes, vocab, pool_names, pool_share, tag_share
+            )
             guest.state = "running" if index < running_ct else "stopped"
             nic = guest.nics[0]
             if rng.random() < dhcp_share:
@@ -560,7 +585,7 @@ class Topology:
         )
 
     @staticmethod
-    def _random_guest(
+    def _random_guest(  # noqa: PLR0917 - internal helper of generate()
         rng: random.Random,
         vmid: int,
         kind: GuestKind,
@@ -607,7 +632,7 @@ class Topology:
             guest.ipv6 = rng.random() < 0.3
         return guest
 
-    # --- files --------------------------------------------------------------------------------------------
+    # --- files ------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> Topology:
         """Read a topology from a YAML or JSON file (format: docs/pvesim.md "Topology files")."""
@@ -620,12 +645,12 @@ class Topology:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Topology:
         seed = int(data.get("seed", 0))
-        rng = random.Random(f"file-{seed}")
+        rng = random.Random(f"file-{seed}")  # noqa: S311 - reproducible defaults
         standalone = bool(data.get("standalone", False))
         raw_nodes = data.get("nodes") or [{"name": "pve"}]
         nodes: list[Node] = []
-        for i, raw in enumerate(raw_nodes):
-            raw = {"name": raw} if isinstance(raw, str) else dict(raw)
+        for i, raw_node in enumerate(raw_nodes):
+            raw: dict[str, Any] = {"name": raw_node} if isinstance(raw_node, str) else dict(raw_node)
             storages = [Storage(**s) for s in raw.pop("storages", [])] or [
                 Storage("local", "dir", "iso,vztmpl,backup"),
                 Storage("local-lvm", "lvmthin", "images,rootdir"),
@@ -643,11 +668,11 @@ class Topology:
         for raw in data.get("guests") or []:
             guests.append(cls._guest_from_dict(dict(raw), rng, nodes[0].name))
         users: list[User] = []
-        for raw in data.get("users") or []:
-            raw = dict(raw)
+        for raw_user in data.get("users") or []:
+            raw = dict(raw_user)
             tokens = {}
-            for t in raw.pop("tokens", []):
-                t = dict(t)
+            for raw_token in raw.pop("tokens", []):
+                t = dict(raw_token)
                 t.setdefault("secret", _uuid(rng))
                 tokens[t["name"]] = Token(**t)
             users.append(User(tokens=tokens, **raw))
@@ -691,7 +716,9 @@ class Topology:
                 else:
                     nic.address = nic.ip
             else:
-                nic.address = (ips[0] if ips else ip) or f"10.10.{guest.vmid // 250 % 250}.{guest.vmid % 250 + 2}/24"
+                nic.address = (
+                    ips[0] if ips else ip
+                ) or f"10.10.{guest.vmid // 250 % 250}.{guest.vmid % 250 + 2}/24"
             guest.nics = [nic]
         if kind == "qemu" and not guest.smbios_uuid:
             guest.smbios_uuid = _uuid(rng)

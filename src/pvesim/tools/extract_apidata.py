@@ -83,7 +83,10 @@ def simplify(info: dict[str, Any]) -> dict[str, Any]:
         "protected": int(info.get("protected") or 0),
         "proxyto": info.get("proxyto"),
         "allowtoken": int(info.get("allowtoken") or 0),
-        "parameters": {"additionalProperties": int(params.get("additionalProperties", 1)), "properties": props},
+        "parameters": {
+            "additionalProperties": int(params.get("additionalProperties", 1)),
+            "properties": props,
+        },
     }
 
 
