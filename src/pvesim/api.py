@@ -233,8 +233,8 @@ class PveApi:
         return ApiResponse(200, "OK", _json({"data": data}))
 
     async def _run(self, ctx: Ctx, handler: Handler) -> Any:
+        self.check_permissions(ctx)  # rest_handler checks permissions before the handler validates parameters
         self.verify_parameters(ctx)
-        self.check_permissions(ctx)
         result = handler(ctx)
         if isinstance(result, Awaitable):
             return await result
@@ -352,7 +352,7 @@ class PveApi:
         if op == "perm":
             path = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), check[1])
             any_of = len(check) > 3 and check[3] == "any"
-            privs = list(dict.fromkeys(check[2]))
+            privs = list(check[2])  # joined as declared, duplicates included (raise_perm_exc)
             return self.perms.check(subject, path, privs, any_of=any_of)
         if op == "and":
             for sub in check[1:]:

@@ -703,6 +703,7 @@ class Topology:
             raw["memory"] = int(str(raw["memory"]).removeprefix("current="))
             raw["memory_style"] = "current"
         if isinstance(raw.get("tags"), str):
+            raw.setdefault("tag_separator", ", " if ", " in raw["tags"] else ";")
             raw["tags"] = [t for t in raw["tags"].replace(",", ";").replace(" ", ";").split(";") if t]
         guest = Guest(kind=kind, **raw)
         if nics_raw:
