@@ -14,7 +14,7 @@ import hmac
 import re
 import struct
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 TICKET_LIFETIME = 2 * 3600
 CLOCK_SKEW = 300
@@ -45,7 +45,7 @@ class TicketSigner:
         return f"{data}::{self._sign(data)}"
 
     def tfa_ticket(self, userid: str, now: int, challenge: str) -> str:
-        data = f"PVE:!tfa!{quote(userid, safe='@')}!{quote(challenge, safe='')}:{now:08X}"
+        data = f"PVE:!tfa!{_b64(userid)}!{_b64(challenge)}:{now:08X}"
         return f"{data}::{self._sign(data)}"
 
     def verify(self, ticket: str, now: int) -> TicketInfo | None:
@@ -65,8 +65,11 @@ class TicketSigner:
             return None
         who = parts[1]
         if who.startswith("!tfa!"):
-            user_q, _, challenge_q = who[5:].partition("!")
-            return TicketInfo(unquote(user_q), issued, tfa_pending=True, challenge=unquote(challenge_q))
+            user_b, _, challenge_b = who[5:].partition("!")
+            try:
+                return TicketInfo(_unb64(user_b), issued, tfa_pending=True, challenge=_unb64(challenge_b))
+            except ValueError:
+                return None
         return TicketInfo(who, issued)
 
     def csrf_token(self, userid: str, now: int) -> str:
@@ -82,6 +85,14 @@ class TicketSigner:
         except ValueError:
             return False
         return -CLOCK_SKEW <= age <= TICKET_LIFETIME
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
 
 
 def totp(secret_b32: str, now: float, *, step: int = 30, digits: int = 6) -> str:
