@@ -202,8 +202,10 @@ class SimServer:
             self._install_fault(fault)
         self._clock_offset = 0.0
         self._own_tls_dir = tls_dir is None
-        self._tls = CertificateSet(
-            Path(tls_dir) if tls_dir is not None else Path(tempfile.mkdtemp(prefix="pvesim-"))
+        self._tls = (
+            CertificateSet(Path(tempfile.mkdtemp(prefix="pvesim-")))
+            if tls_dir is None
+            else CertificateSet(Path(tls_dir), leaf_tag=secrets.token_hex(4))
         )
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -274,6 +276,8 @@ class SimServer:
         self._thread = None
         if self._own_tls_dir:
             shutil.rmtree(self._tls.directory, ignore_errors=True)
+        else:
+            self._tls.remove_leaf()
 
     async def _shutdown(self) -> None:
         if self._stopping is not None:

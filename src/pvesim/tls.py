@@ -41,6 +41,8 @@ class CertificateSet:
     """Paths of the CA and leaf files in one directory."""
 
     directory: Path
+    #: distinguishes the leaf files of servers sharing one CA directory
+    leaf_tag: str = ""
 
     @property
     def ca_path(self) -> Path:
@@ -48,14 +50,18 @@ class CertificateSet:
 
     @property
     def cert_path(self) -> Path:
-        return self.directory / LEAF_CERT
+        return self.directory / (LEAF_CERT.replace(".pem", f"-{self.leaf_tag}.pem") if self.leaf_tag else LEAF_CERT)
 
     @property
     def key_path(self) -> Path:
-        return self.directory / LEAF_KEY
+        return self.directory / (LEAF_KEY.replace(".key", f"-{self.leaf_tag}.key") if self.leaf_tag else LEAF_KEY)
 
     def fingerprint(self) -> str:
         return fingerprint_colon(self.cert_path.read_bytes())
+
+    def remove_leaf(self) -> None:
+        self.cert_path.unlink(missing_ok=True)
+        self.key_path.unlink(missing_ok=True)
 
     def ensure_ca(self, *, new: bool = False) -> None:
         """Create the CA unless one exists (or ``new`` forces a fresh one)."""
