@@ -107,3 +107,7 @@ def serve(  # noqa: PLR0917 - click passes every option by name
     finally:
         server.stop()
         click.echo("stopped")
+
+
+if __name__ == "__main__":
+    main()

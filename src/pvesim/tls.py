@@ -50,11 +50,15 @@ class CertificateSet:
 
     @property
     def cert_path(self) -> Path:
-        return self.directory / (LEAF_CERT.replace(".pem", f"-{self.leaf_tag}.pem") if self.leaf_tag else LEAF_CERT)
+        return self.directory / (
+            LEAF_CERT.replace(".pem", f"-{self.leaf_tag}.pem") if self.leaf_tag else LEAF_CERT
+        )
 
     @property
     def key_path(self) -> Path:
-        return self.directory / (LEAF_KEY.replace(".key", f"-{self.leaf_tag}.key") if self.leaf_tag else LEAF_KEY)
+        return self.directory / (
+            LEAF_KEY.replace(".key", f"-{self.leaf_tag}.key") if self.leaf_tag else LEAF_KEY
+        )
 
     def fingerprint(self) -> str:
         return fingerprint_colon(self.cert_path.read_bytes())

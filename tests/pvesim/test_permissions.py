@@ -148,12 +148,15 @@ def test_access_permissions_of_another_user_needs_sys_audit_on_access(profile_se
 
 def test_builtin_auditor_role_per_version(profile_server: Get) -> None:
     old = get(profile_server("8.4"), "auditor", "/access/permissions", path="/").json()["data"]["/"]
-    assert "VM.Monitor" not in old and "VM.GuestAgent.Audit" not in old
+    assert "VM.Monitor" not in old
+    assert "VM.GuestAgent.Audit" not in old
     assert "Pool.Audit" in old
     new = get(profile_server("9.0"), "auditor", "/access/permissions", path="/").json()["data"]["/"]
-    assert "VM.GuestAgent.Audit" in new and "VM.Monitor" not in new
+    assert "VM.GuestAgent.Audit" in new
+    assert "VM.Monitor" not in new
     reader = get(profile_server("9.0"), "reader", "/access/permissions", path="/").json()["data"]["/"]
-    assert "VM.GuestAgent.Audit" in reader and "VM.Monitor" not in reader
+    assert "VM.GuestAgent.Audit" in reader
+    assert "VM.Monitor" not in reader
 
 
 def test_pool_entries_need_pool_allocate_before_7_0(profile_server: Get) -> None:

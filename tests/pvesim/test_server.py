@@ -22,7 +22,7 @@ def cluster(factory: Factory, profile: str = "8.4", **kwargs: object) -> SimServ
     return factory(profile=profile, topology=Topology.generate(seed=7, nodes=3, qemu=12, lxc=6), **kwargs)
 
 
-# --- TLS --------------------------------------------------------------------------------------------------------
+# --- TLS ------------------------------------------------------------------------------------------
 def test_certificate_verifies_against_the_ca_and_matches_the_fingerprint(pvesim_server: Factory) -> None:
     server = cluster(pvesim_server)
     assert server.url.startswith("https://127.0.0.1:")
@@ -61,7 +61,7 @@ def test_certificate_changes_between_runs_and_on_rotation(pvesim_server: Factory
         client.get("/version")
 
 
-# --- keep-alive and envelope --------------------------------------------------------------------------------------
+# --- keep-alive and envelope ----------------------------------------------------------------------
 def test_keep_alive_reuses_one_connection(pvesim_server: Factory) -> None:
     server = cluster(pvesim_server)
     with token_client(server) as client:
@@ -90,7 +90,7 @@ def test_head_is_501(pvesim_server: Factory) -> None:
     assert (response.status_code, response.reason_phrase) == (501, "method 'HEAD' not available")
 
 
-# --- faults ---------------------------------------------------------------------------------------------------
+# --- faults ---------------------------------------------------------------------------------------
 def test_429_with_retry_after_then_normal(pvesim_server: Factory) -> None:
     server = cluster(pvesim_server)
     fault = server.add_fault(path="/cluster/resources", status=429, retry_after=1, count=2)
@@ -187,7 +187,7 @@ def test_probability_faults_are_deterministic_per_seed(pvesim_server: Factory) -
     assert set(outcomes[0]) == {200, 500}
 
 
-# --- offline nodes, migration ---------------------------------------------------------------------------------
+# --- offline nodes, migration ---------------------------------------------------------------------
 def test_offline_node_595_after_delay_and_guest_stubs(pvesim_server: Factory) -> None:
     server = cluster(pvesim_server, offline_delay=0.2)
     on_node3 = sorted(g.id for g in server.topology.guests_on("node3"))
@@ -246,7 +246,7 @@ def test_state_changes_and_guest_removal_are_visible(pvesim_server: Factory) -> 
     assert vm.id not in ids
 
 
-# --- pvedaemon workers ---------------------------------------------------------------------------------------
+# --- pvedaemon workers ----------------------------------------------------------------------------
 def test_protected_calls_limited_to_three_per_node(pvesim_server: Factory) -> None:
     topo = Topology.generate(
         seed=1, nodes=2, qemu=20, lxc=0, running_share=1.0, agent_share=1.0, agent_not_running=20
@@ -276,7 +276,7 @@ def test_protected_calls_limited_to_three_per_node(pvesim_server: Factory) -> No
     assert elapsed >= 0.1 * len(vms) / 3 * 0.9
 
 
-# --- observation ----------------------------------------------------------------------------------------------
+# --- observation ----------------------------------------------------------------------------------
 def test_request_log_and_counters(pvesim_server: Factory) -> None:
     server = cluster(pvesim_server)
     with token_client(server, "reader") as client:
@@ -312,7 +312,7 @@ def test_latency_is_added_to_every_request(pvesim_server: Factory) -> None:
 
 def test_binding_outside_loopback_is_refused() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        SimServer(host="0.0.0.0")  # noqa: S104 - asserting the refusal
+        SimServer(host="0.0.0.0")
 
 
 def test_stop_closes_listener_and_thread(pvesim_server: Factory) -> None:

@@ -21,7 +21,7 @@ def data(server: SimServer, path: str, principal: str = "root", **params: Any) -
     return response.json()["data"]
 
 
-# --- /version ------------------------------------------------------------------------------------------------
+# --- /version -------------------------------------------------------------------------------------
 def test_version_5_4_release_is_the_package_revision_with_datacenter_keys(profile_server: Get) -> None:
     version = data(profile_server("5.4"), "/version")
     assert (version["version"], version["release"]) == ("5.4", "15")
@@ -53,7 +53,7 @@ def test_version_8_plus_three_part_version_and_16_hex_repoid(
     assert set(node_version) == {"version", "release", "repoid"}
 
 
-# --- node status ---------------------------------------------------------------------------------------------
+# --- node status ----------------------------------------------------------------------------------
 def test_node_status_5_x_cpuinfo_hvm_int_no_flags_no_cores(profile_server: Get) -> None:
     status = data(profile_server("5.4"), "/nodes/node1/status")
     cpuinfo = status["cpuinfo"]
@@ -93,7 +93,7 @@ def test_node_status_memory_available_from_9_0(profile_server: Get) -> None:
     assert isinstance(data(profile_server("9.0"), "/nodes/node1/status")["memory"]["available"], int)
 
 
-# --- /cluster/status -----------------------------------------------------------------------------------------
+# --- /cluster/status ------------------------------------------------------------------------------
 def test_cluster_status_cluster_entry_then_nodes(profile_server: Get) -> None:
     entries = data(profile_server("8.4"), "/cluster/status")
     assert entries[0] == {
@@ -105,7 +105,8 @@ def test_cluster_status_cluster_entry_then_nodes(profile_server: Get) -> None:
         "version": 7,
     }
     nodes = {e["name"]: e for e in entries[1:]}
-    assert nodes["node1"]["local"] == 1 and nodes["node2"]["local"] == 0
+    assert nodes["node1"]["local"] == 1
+    assert nodes["node2"]["local"] == 0
     assert [n["nodeid"] for n in nodes.values()] == [1, 2]
 
 
@@ -113,7 +114,9 @@ def test_cluster_status_standalone_single_entry_nodeid_0(pvesim_server: Callable
     server = pvesim_server(profile="5.0", topology=Topology.generate(seed=3, nodes=1, qemu=1, lxc=0))
     entries = data(server, "/cluster/status")
     assert len(entries) == 1
-    assert entries[0]["type"] == "node" and entries[0]["nodeid"] == 0 and entries[0]["local"] == 1
+    assert entries[0]["type"] == "node"
+    assert entries[0]["nodeid"] == 0
+    assert entries[0]["local"] == 1
 
 
 @pytest.mark.parametrize(
@@ -127,12 +130,13 @@ def test_cluster_status_unknown_ip_null_until_6_0_then_omitted(
     entries = data(pvesim_server(profile=profile, topology=topo), "/cluster/status")
     node2 = next(e for e in entries if e.get("name") == "node2")
     if null_ip:
-        assert "ip" in node2 and node2["ip"] is None
+        assert "ip" in node2
+        assert node2["ip"] is None
     else:
         assert "ip" not in node2
 
 
-# --- /cluster/resources --------------------------------------------------------------------------------------
+# --- /cluster/resources ---------------------------------------------------------------------------
 def resources(server: SimServer, **params: Any) -> dict[str, dict[str, Any]]:
     return {e["id"]: e for e in data(server, "/cluster/resources", **params)}
 
@@ -177,9 +181,11 @@ def test_resources_pool_and_storage_entries(profile_server: Get) -> None:
     assert entries["/pool/prod"] == {"id": "/pool/prod", "type": "pool", "pool": "prod"}
     assert entries["qemu/100"]["pool"] == "prod"
     storage = entries["storage/node1/local"]
-    assert "content" not in storage and "plugintype" not in storage
+    assert "content" not in storage
+    assert "plugintype" not in storage
     storage = resources(profile_server("6.4"))["storage/node1/local"]
-    assert storage["content"] and storage["plugintype"] == "dir"
+    assert storage["content"]
+    assert storage["plugintype"] == "dir"
 
 
 def test_resources_template_is_0_or_1(profile_server: Get) -> None:
@@ -188,7 +194,7 @@ def test_resources_template_is_0_or_1(profile_server: Get) -> None:
     assert entries["qemu/100"]["template"] == 0
 
 
-# --- guest lists ---------------------------------------------------------------------------------------------
+# --- guest lists ----------------------------------------------------------------------------------
 def test_qemu_list_5_x_pid_null_and_template_empty_string(profile_server: Get) -> None:
     vms = {v["vmid"]: v for v in data(profile_server("5.4"), "/nodes/node1/qemu")}
     assert vms[101]["pid"] is None
@@ -214,18 +220,20 @@ def test_qemu_list_full_shows_qmpstatus_of_paused_vm(profile_server: Get) -> Non
 @pytest.mark.parametrize(("profile", "vmid_type"), [("5.0", str), ("8.1", str), ("8.2", int), ("9.1", int)])
 def test_lxc_list_vmid_string_until_8_1(profile_server: Get, profile: str, vmid_type: type) -> None:
     cts = data(profile_server(profile), "/nodes/node1/lxc")
-    assert cts and all(isinstance(c["vmid"], vmid_type) for c in cts)
+    assert cts
+    assert all(isinstance(c["vmid"], vmid_type) for c in cts)
 
 
 def test_lxc_list_running_disk_strings_until_7_0(profile_server: Get) -> None:
     old = {int(c["vmid"]): c for c in data(profile_server("6.4"), "/nodes/node1/lxc")}
-    assert isinstance(old[200]["disk"], str) and isinstance(old[200]["maxdisk"], str)
+    assert isinstance(old[200]["disk"], str)
+    assert isinstance(old[200]["maxdisk"], str)
     assert isinstance(old[201]["maxdisk"], int)
     new = {int(c["vmid"]): c for c in data(profile_server("7.0"), "/nodes/node1/lxc")}
     assert isinstance(new[200]["disk"], int)
 
 
-# --- guest status / config -----------------------------------------------------------------------------------
+# --- guest status / config ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("vmid", "status", "qmp"),
     [
@@ -244,7 +252,8 @@ def test_qemu_status_current_qmpstatus(profile_server: Get, vmid: int, status: s
 def test_qemu_status_agent_flag_and_clipboard(profile_server: Get) -> None:
     current = data(profile_server("8.1"), "/nodes/node1/qemu/100/status/current")
     assert current["agent"] == 1
-    assert "clipboard" in current and current["clipboard"] is None
+    assert "clipboard" in current
+    assert current["clipboard"] is None
     assert "agent" not in data(profile_server("8.1"), "/nodes/node1/qemu/105/status/current")
     assert "clipboard" not in data(profile_server("8.0"), "/nodes/node1/qemu/100/status/current")
 
@@ -288,11 +297,13 @@ def test_qemu_config_of_vm_on_another_node_is_500(profile_server: Get) -> None:
 def test_lxc_config_static_and_dhcp_addresses(profile_server: Get) -> None:
     server = profile_server("7.4")
     static = data(server, "/nodes/node1/lxc/200/config")
-    assert "ip=10.20.0.200/24" in static["net0"] and static["hostname"] == "ct-200"
+    assert "ip=10.20.0.200/24" in static["net0"]
+    assert static["hostname"] == "ct-200"
     assert isinstance(static["memory"], int)
     assert "ip=dhcp" in data(server, "/nodes/node1/lxc/201/config")["net0"]
     status = data(server, "/nodes/node1/lxc/200/status/current")
-    assert status["status"] == "running" and status["vmid"] == "200"
+    assert status["status"] == "running"
+    assert status["vmid"] == "200"
 
 
 def test_lxc_interfaces_8_1_single_cidr_per_family(profile_server: Get) -> None:
@@ -317,7 +328,7 @@ def test_lxc_interfaces_null_for_stopped_container(profile_server: Get) -> None:
     assert data(profile_server("8.4"), "/nodes/node1/lxc/201/interfaces") is None
 
 
-# --- guest agent ---------------------------------------------------------------------------------------------
+# --- guest agent ----------------------------------------------------------------------------------
 def agent(server: SimServer, vmid: int, command: str = "network-get-interfaces") -> Any:
     with client_for(server, "root") as client:
         if server.profile.agent_get_endpoints:
@@ -412,7 +423,7 @@ def test_agent_privilege_vm_monitor_until_8_and_guest_agent_audit_on_9(profile_s
         assert client.get("/nodes/node1/qemu/100/agent/network-get-interfaces").status_code == 200
 
 
-# --- envelope ------------------------------------------------------------------------------------------------
+# --- envelope -------------------------------------------------------------------------------------
 def test_error_message_in_body_only_from_8_4(profile_server: Get) -> None:
     with client_for(profile_server("8.3"), "root") as client:
         old = client.get("/nodes/node1/qemu/999/config")
