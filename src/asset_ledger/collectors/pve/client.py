@@ -416,14 +416,18 @@ class PveClient:
         timeout_s: float | None = None,
     ) -> Any:
         await self._ensure_ticket()
+        sent_with = self.ticket
         response = await self._send_with_retries(method, path, params=params, data=data, timeout_s=timeout_s)
         if (
             response.status_code == 401
             and isinstance(self.credential, PasswordCredential)
-            and self.ticket is not None
+            and sent_with is not None
         ):
-            # The ticket expired or the auth keys rotated mid-run: log in once more and repeat the call.
-            await self.login()
+            # The ticket expired or the auth keys rotated mid-run: log in once more (once for all calls
+            # that failed with the same ticket) and repeat the call.
+            async with self._auth_lock:
+                if self.ticket is sent_with:
+                    self.ticket = await self._ticket_call(self.credential.userid, self.credential.password)
             response = await self._send_with_retries(
                 method, path, params=params, data=data, timeout_s=timeout_s
             )
