@@ -1,0 +1,242 @@
+"""Finding assets the way people look for them: by kind, status, source, power state, QEMU vs LXC, tag and
+free text, a page at a time with a cursor; and the estate as a tree, Cluster -> Hosts -> VMs.
+
+Read-only; filters run in the database (JSON paths that SQLite and PostgreSQL both understand), so a page
+costs the same with ten assets or a hundred thousand.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+
+from asset_ledger.contract import LedgerError
+from asset_ledger.core.views import Asset
+from asset_ledger.storage import read_tx
+from asset_ledger.storage.tables import ASSET_STATUSES, asset, relation, source
+
+KINDS = ("vm", "host", "cluster")
+GUEST_TYPES = ("qemu", "lxc")
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AssetFilter:
+    kind: str | None = None
+    status: str | None = None
+    source: str | None = None
+    power_state: str | None = None
+    guest_type: str | None = None
+    tag: str | None = None
+    q: str | None = None
+
+    def check(self) -> None:
+        for name, value, allowed in (
+            ("kind", self.kind, KINDS),
+            ("status", self.status, ASSET_STATUSES),
+            ("guest_type", self.guest_type, GUEST_TYPES),
+        ):
+            if value is not None and value not in allowed:
+                raise LedgerError("REQUEST_INVALID", f"{name} {value!r} is not one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPage:
+    items: list[Asset]
+    total: int
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": [a.to_dict() for a in self.items],
+            "total": self.total,
+            "next_cursor": self.next_cursor,
+        }
+
+
+def _asset_view(row: Row[Any]) -> Asset:
+    return Asset(
+        id=row.id,
+        source_id=row.source_id,
+        source_name=row.source_name,
+        external_kind=row.external_kind,
+        external_id=row.external_id,
+        status=row.status,
+        display_name=row.display_name,
+        power_state=row.power_state,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        missing_since=row.missing_since,
+        first_seen_run_id=row.first_seen_run_id,
+        last_seen_run_id=row.last_seen_run_id,
+        normalized=row.normalized,
+        raw_sha256=row.raw_sha256,
+    )
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def encode_cursor(display_name: str, asset_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([display_name, asset_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, asset_id = json.loads(raw)
+    except (ValueError, binascii.Error, TypeError):
+        raise LedgerError("REQUEST_INVALID", "cursor is not one this server handed out") from None
+    if not isinstance(name, str) or not isinstance(asset_id, str):
+        raise LedgerError("REQUEST_INVALID", "cursor is not one this server handed out")
+    return name, asset_id
+
+
+def _conditions(filt: AssetFilter, source_id: str | None) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if source_id is not None:
+        conditions.append(asset.c.source_id == source_id)
+    if filt.kind is not None:
+        conditions.append(asset.c.external_kind == filt.kind)
+    if filt.status is not None:
+        conditions.append(asset.c.status == filt.status)
+    if filt.power_state is not None:
+        conditions.append(asset.c.power_state == filt.power_state)
+    if filt.guest_type is not None:
+        conditions.append(asset.c.normalized[("virtualization", "type")].as_string() == filt.guest_type)
+    if filt.tag:
+        tags = sa.cast(asset.c.normalized[("virtualization", "tags")], sa.String)
+        conditions.append(tags.like(_like(json.dumps(filt.tag)), escape="\\"))
+    if filt.q:
+        pattern = _like(filt.q.lower())
+        conditions.append(
+            sa.or_(
+                sa.func.lower(asset.c.display_name).like(pattern, escape="\\"),
+                sa.func.lower(asset.c.external_id).like(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def search_assets(
+    engine: Engine, filt: AssetFilter, *, limit: int = 50, cursor: str | None = None
+) -> AssetPage:
+    """One page of matching assets ordered by name; ``next_cursor`` continues after it."""
+    filt.check()
+    limit = max(1, min(limit, MAX_LIMIT))
+    with read_tx(engine) as conn:
+        source_id = None
+        if filt.source:
+            source_id = conn.scalar(
+                sa.select(source.c.id).where(sa.or_(source.c.id == filt.source, source.c.name == filt.source))
+            )
+            if source_id is None:
+                raise LedgerError("SOURCE_NOT_FOUND", f"no source named or with id {filt.source!r}")
+        conditions = _conditions(filt, source_id)
+        total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
+        query = (
+            sa.select(asset, source.c.name.label("source_name"))
+            .join(source, source.c.id == asset.c.source_id)
+            .where(*conditions)
+        )
+        if cursor:
+            name, asset_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    asset.c.display_name > name, sa.and_(asset.c.display_name == name, asset.c.id > asset_id)
+                )
+            )
+        rows = conn.execute(query.order_by(asset.c.display_name, asset.c.id).limit(limit + 1)).all()
+    items = [_asset_view(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].display_name, items[-1].id) if len(rows) > limit else None
+    return AssetPage(items=items, total=total, next_cursor=next_cursor)
+
+
+def all_tags(engine: Engine) -> list[str]:
+    """Every tag a present guest carries (for the filter's choices)."""
+    tags: set[str] = set()
+    with read_tx(engine) as conn:
+        for value in conn.scalars(
+            sa.select(asset.c.normalized).where(asset.c.external_kind == "vm", asset.c.status == "present")
+        ):
+            tags.update(
+                t for t in (value.get("virtualization") or {}).get("tags") or [] if isinstance(t, str)
+            )
+    return sorted(tags)
+
+
+# ---------------------------------------------------------------------------------------------- topology
+
+
+@dataclass
+class TreeNode:
+    asset: Asset
+    children: list[TreeNode] = field(default_factory=list)
+
+    @property
+    def is_lxc(self) -> bool:
+        return (self.asset.normalized.get("virtualization") or {}).get("type") == "lxc"
+
+    def count(self, kind: str) -> int:
+        return sum((1 if c.asset.external_kind == kind else 0) + c.count(kind) for c in self.children)
+
+    def power_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for child in self.children:
+            if child.asset.external_kind == "vm":
+                state = child.asset.power_state or "unknown"
+                counts[state] = counts.get(state, 0) + 1
+            for state, n in child.power_counts().items():
+                counts[state] = counts.get(state, 0) + n
+        return counts
+
+
+def topology(
+    engine: Engine, *, source_name: str | None = None, include_missing: bool = False
+) -> list[TreeNode]:
+    """Clusters with their hosts and each host's guests; hosts outside a cluster and guests without a host
+    are roots of their own."""
+    with read_tx(engine) as conn:
+        query = sa.select(asset, source.c.name.label("source_name")).join(
+            source, source.c.id == asset.c.source_id
+        )
+        if source_name:
+            query = query.where(sa.or_(source.c.name == source_name, source.c.id == source_name))
+        if not include_missing:
+            query = query.where(asset.c.status == "present")
+        assets = {
+            r.id: _asset_view(r) for r in conn.execute(query.order_by(asset.c.display_name, asset.c.id))
+        }
+        edges = conn.execute(
+            sa.select(relation.c.type, relation.c.from_asset_id, relation.c.to_asset_id).where(
+                relation.c.status == "present"
+            )
+        ).all()
+    nodes = {asset_id: TreeNode(view) for asset_id, view in assets.items()}
+    parent: dict[str, str] = {}
+    for edge in edges:
+        if (
+            edge.from_asset_id in nodes
+            and edge.to_asset_id in nodes
+            and edge.type in ("runs_on", "member_of")
+        ):
+            parent.setdefault(edge.from_asset_id, edge.to_asset_id)
+    roots: list[TreeNode] = []
+    for asset_id, node in nodes.items():
+        up = parent.get(asset_id)
+        if up is None:
+            roots.append(node)
+        else:
+            nodes[up].children.append(node)
+    order = {"cluster": 0, "host": 1, "vm": 2}
+    roots.sort(key=lambda n: (order.get(n.asset.external_kind, 3), n.asset.display_name))
+    for node in nodes.values():
+        node.children.sort(key=lambda n: (order.get(n.asset.external_kind, 3), n.asset.display_name))
+    return roots
