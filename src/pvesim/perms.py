@@ -154,6 +154,9 @@ class PermissionEngine:
         self.known = all_privileges(profile)
         self.roles = builtin_roles(profile)
         self._cache: dict[tuple[str, str, int], dict[str, bool]] = {}
+        self._acl_gen = -1
+        self._acl_by_path: dict[str, list[tuple[str, str, bool]]] = {}
+        self._shape_cache: dict[tuple[object, ...], dict[str, bool]] = {}
 
     def role_privs(self, role: str) -> frozenset[str]:
         if role in self.roles:
@@ -182,9 +185,7 @@ class PermissionEngine:
         parts = [p for p in path.split("/") if p]
         for i in range(len(parts)):
             levels.append("/" + "/".join(parts[: i + 1]))
-        acl_by_path: dict[str, list[tuple[str, str, bool]]] = {}
-        for entry in self.topology.acl:
-            acl_by_path.setdefault(entry.path, []).append((entry.ugid, entry.role, entry.propagate))
+        acl_by_path = self._acl_index()
         for level in levels:
             final = level == path
             entries = acl_by_path.get(level, [])
@@ -197,7 +198,37 @@ class PermissionEngine:
                 roles = new
         return roles
 
+    def _acl_index(self) -> dict[str, list[tuple[str, str, bool]]]:
+        """ACL entries by path, rebuilt when the topology changes."""
+        if self._acl_gen != self.topology.generation:
+            index: dict[str, list[tuple[str, str, bool]]] = {}
+            for entry in self.topology.acl:
+                index.setdefault(entry.path, []).append((entry.ugid, entry.role, entry.propagate))
+            self._acl_by_path = index
+            self._shape_cache = {}
+            self._acl_gen = self.topology.generation
+        return self._acl_by_path
+
     def _privs_of(self, ugid: str, groups: list[str], path: str) -> dict[str, bool]:
+        """Privileges of one user/token id; paths with the same ACL "shape" share one evaluation."""
+        acl = self._acl_index()
+        parts = [p for p in path.split("/") if p]
+        ancestors = tuple(
+            level
+            for level in ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+            if level in acl
+        )
+        pool = None
+        if path.startswith("/vms/") and path[5:].isdigit():
+            guest = self.topology.guests.get(int(path[5:]))
+            pool = guest.pool if guest is not None else None
+        key = (ugid, tuple(groups), ancestors, path if path in acl else None, pool)
+        cached = self._shape_cache.get(key)
+        if cached is None:
+            cached = self._shape_cache[key] = self._evaluate(ugid, groups, path)
+        return cached
+
+    def _evaluate(self, ugid: str, groups: list[str], path: str) -> dict[str, bool]:
         roles = self._roles_for(ugid, groups, path)
         if "NoAccess" in roles:
             return {}

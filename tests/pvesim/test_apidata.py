@@ -143,3 +143,13 @@ def test_unauthenticated_requests_get_401_before_the_501(servers: dict[str, SimS
     with raw_client(servers["8.4"]) as client:
         response = client.get("/nodes/node1/openvz")
     assert (response.status_code, response.reason_phrase, response.content) == (401, "No ticket", b"")
+
+
+def test_endpoint_of_the_release_that_pvesim_does_not_simulate_says_so(servers: dict[str, SimServer]) -> None:
+    with ticket_client(servers["8.4"], "root") as client:
+        response = client.get("/nodes/node1/network")
+    assert response.status_code == 501
+    assert (
+        response.reason_phrase
+        == "Method 'GET /nodes/node1/network' not implemented (not simulated by pvesim)"
+    )
