@@ -181,6 +181,9 @@ class PveApi:
             response = self.error_response(err)
             if err.status == 401:
                 await asyncio.sleep(self.runtime.delays.auth_failure)
+        except (TypeError, ValueError, KeyError) as exc:
+            # a handler died on input it did not expect: PVE answers 500 with the die message
+            response = self.error_response(ApiError(500, f"{type(exc).__name__}: {exc}"))
         response.template = meta.get("template")
         response.node = meta.get("node")
         response.principal = meta.get("principal")

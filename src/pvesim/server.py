@@ -194,7 +194,8 @@ class SimServer:
         self.keepalive_timeout = keepalive_timeout
         self.max_requests_per_connection = max_requests_per_connection
         self.rng = random.Random(seed)  # noqa: S311 - deterministic fault sampling, not security
-        self.request_log: deque[RequestRecord] = deque(maxlen=log_limit)
+        self._log: deque[RequestRecord] = deque(maxlen=log_limit)
+        self._log_lock = threading.Lock()
         self._stats = Stats()
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
@@ -458,9 +459,16 @@ class SimServer:
         """Counters per endpoint template, node, status, principal and fault, plus high-water marks."""
         return self._stats.snapshot()
 
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """A snapshot of the request log, oldest first (at most ``log_limit`` entries)."""
+        with self._log_lock:
+            return list(self._log)
+
     def reset_stats(self) -> None:
         self._stats.reset()
-        self.request_log.clear()
+        with self._log_lock:
+            self._log.clear()
 
     @contextlib.asynccontextmanager
     async def _protected_slot(self, node: str) -> AsyncIterator[None]:
@@ -681,7 +689,8 @@ class SimServer:
                 fault=fault.kind if fault else None,
                 protected=response.protected if response else False,
             )
-            self.request_log.append(rec)
+            with self._log_lock:
+                self._log.append(rec)
             self._stats.record(rec)
 
     @staticmethod
