@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from asset_ledger.collectors import Collector, ProgressCallback, ProgressEvent, get_collector
 from asset_ledger.contract import LedgerError, error_entry
 from asset_ledger.core import ingest
+from asset_ledger.core.ingest import redact
 from asset_ledger.core.secrets import Keyring, new_key, write_key_file
 from asset_ledger.core.settings import Settings
 from asset_ledger.core.views import Asset, AssetDetail, Page, RawVersion, RelationEnd, Run, Source
@@ -60,7 +61,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-REDACTED: Final = "***"
 #: Credential keys treated as secret even when a collector forgets to list them.
 SECRET_HINTS: Final = ("secret", "password", "passwd", "token_secret", "private")
 HOST: Final = socket.gethostname()
@@ -104,21 +104,6 @@ def secret_values(collector: Collector, cred: Mapping[str, Any]) -> list[str]:
         ):
             values.append(value)
     return sorted(set(values), key=len, reverse=True)
-
-
-def redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every occurrence of each secret replaced by ``***``."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    return value
 
 
 def _pid_alive(pid: int) -> bool:
@@ -697,7 +682,11 @@ class Ledger:
                 ) from None
             finally:
                 del request
-            response = redact(response, secrets)
+            if isinstance(response, dict):
+                # The run record must never quote a secret, whatever a collector puts in its messages.
+                for field in ("errors", "warnings", "detect", "stats"):
+                    if field in response:
+                        response[field] = redact(response[field], secrets)
             problems = ingest.validate_response(response, mode=mode, source_type=src.source_type)
             if problems:
                 return _Outcome("failed", problems, response if isinstance(response, dict) else None)
@@ -708,7 +697,7 @@ class Ledger:
             problems = ingest.check_snapshot(response)
             if problems:
                 return _Outcome("failed", problems, response)
-            return self._apply(run_id, src, response, guarded=True)
+            return self._apply(run_id, src, response, guarded=True, secrets=secrets)
         except LedgerError as exc:
             return _Outcome("failed", [redact(exc.as_error(), secrets)])
 
@@ -719,7 +708,9 @@ class Ledger:
             min_known=self.settings.missing_guard_min_known,
         )
 
-    def _apply(self, run_id: str, src: Row[Any], response: dict[str, Any], *, guarded: bool) -> _Outcome:
+    def _apply(
+        self, run_id: str, src: Row[Any], response: dict[str, Any], *, guarded: bool, secrets: list[str]
+    ) -> _Outcome:
         """Apply a snapshot and end the run in the same transaction (all of it lands, or none)."""
         now = _now()
         with self._write() as conn:
@@ -730,10 +721,11 @@ class Ledger:
                 response=response,
                 now=now,
                 guard=self._guard(src) if guarded else None,
+                secrets=secrets,
             )
             if isinstance(result, ingest.Held):
                 guard = self._guard(src)
-                held_sha = raw.put_json(conn, response)
+                held_sha = raw.put_json(conn, ingest.scrub(response, secrets))
                 error = error_entry(
                     "INVENTORY_MASS_DISAPPEARANCE",
                     f"the snapshot would mark {result.disappearing} of {result.known} known assets missing "
@@ -805,7 +797,7 @@ class Ledger:
         assert data is not None
         response = json.loads(data)
         try:
-            outcome = self._apply(row.id, src, response, guarded=False)
+            outcome = self._apply(row.id, src, response, guarded=False, secrets=[])
         except BaseException:
             with self._write() as conn:
                 conn.execute(run.update().where(run.c.id == row.id).values(status="held", errors=held_error))
@@ -834,12 +826,15 @@ class Ledger:
     # ------------------------------------------------------------------ assets
 
     def _asset_query(self) -> sa.Select[Any]:
-        return sa.select(asset, source.c.name.label("source_name")).join(
+        snapshot = (source.c.last_snapshot_run_id, source.c.last_snapshot_at)
+        return sa.select(asset, source.c.name.label("source_name"), *snapshot).join(
             source, source.c.id == asset.c.source_id
         )
 
     @staticmethod
     def _asset_view(row: Row[Any]) -> Asset:
+        # A present asset was seen in its source's last snapshot (see storage.tables.source).
+        current = row.status == "present" and row.last_snapshot_run_id is not None
         return Asset(
             id=row.id,
             source_id=row.source_id,
@@ -850,10 +845,10 @@ class Ledger:
             display_name=row.display_name,
             power_state=row.power_state,
             first_seen_at=row.first_seen_at,
-            last_seen_at=row.last_seen_at,
+            last_seen_at=row.last_snapshot_at if current else row.last_seen_at,
             missing_since=row.missing_since,
             first_seen_run_id=row.first_seen_run_id,
-            last_seen_run_id=row.last_seen_run_id,
+            last_seen_run_id=row.last_snapshot_run_id if current else row.last_seen_run_id,
             normalized=row.normalized,
             raw_sha256=row.raw_sha256,
         )
@@ -917,8 +912,15 @@ class Ledger:
             ("in", relation.c.to_asset_id, relation.c.from_asset_id),
         ):
             rows = conn.execute(
-                sa.select(relation, other.c.external_kind, other.c.external_id, other.c.display_name)
+                sa.select(
+                    relation,
+                    other.c.external_kind,
+                    other.c.external_id,
+                    other.c.display_name,
+                    source.c.last_snapshot_at,
+                )
                 .join(other, other.c.id == theirs)
+                .join(source, source.c.id == relation.c.source_id)
                 .where(mine == asset_id)
                 .order_by(relation.c.status.desc(), relation.c.type, other.c.display_name)
             ).all()
@@ -932,7 +934,7 @@ class Ledger:
                     other_external_id=r.external_id,
                     other_name=r.display_name,
                     first_seen_at=r.first_seen_at,
-                    last_seen_at=r.last_seen_at,
+                    last_seen_at=r.last_snapshot_at if r.status == "present" else r.last_seen_at,
                     missing_since=r.missing_since,
                 )
                 for r in rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,9 +53,10 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     return found
 
 
-def put_many(conn: Connection, payloads: Mapping[str, bytes]) -> PutResult:
-    """Store ``{sha256: exact bytes}``; blobs already present are skipped (insert-only, idempotent)."""
-    present = existing_keys(conn, payloads)
+def put_many(conn: Connection, payloads: Mapping[str, bytes], *, known: Set[str] = frozenset()) -> PutResult:
+    """Store ``{sha256: exact bytes}``; blobs already present are skipped (insert-only, idempotent).
+    ``known`` names keys the caller knows are stored (they are not even looked up)."""
+    present = existing_keys(conn, (key for key in payloads if key not in known)) | (payloads.keys() & known)
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     now = datetime.now(UTC)
     rows = []

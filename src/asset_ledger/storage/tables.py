@@ -78,6 +78,10 @@ source = sa.Table(
     sa.Column("enabled", sa.Boolean(), nullable=False),
     sa.Column("schedule_interval_s", sa.Integer(), nullable=True),
     sa.Column("missing_guard_share", sa.Float(), nullable=True),
+    # The last applied snapshot: every asset and relation that is ``present`` was seen in it, so their own
+    # last_seen columns are only written when they change or go missing (no 10,000-row update per run).
+    sa.Column("last_snapshot_run_id", ID, nullable=True),
+    sa.Column("last_snapshot_at", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -91,6 +95,8 @@ credential = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+#: The content-addressed blob store: raw payloads, normalized records and held responses, as canonical
+#: JSON bytes compressed with zstd, keyed by the SHA-256 of the uncompressed bytes. Insert-only.
 raw_blob = sa.Table(
     "raw_blob",
     metadata,
@@ -172,7 +178,7 @@ source_record = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("run.id"), nullable=False),
     sa.Column("asset_id", ID, sa.ForeignKey("asset.id"), nullable=False),
     sa.Column("raw_sha256", SHA, sa.ForeignKey("raw_blob.sha256"), nullable=False),
-    sa.Column("normalized", json_type(), nullable=False),
+    sa.Column("normalized_sha256", SHA, sa.ForeignKey("raw_blob.sha256"), nullable=False),
     sa.UniqueConstraint("run_id", "asset_id"),
     sa.Index("ix_source_record_asset", "asset_id", "id"),
 )

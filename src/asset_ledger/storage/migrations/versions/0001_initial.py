@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("schedule_interval_s", sa.Integer(), nullable=True),
         sa.Column("missing_guard_share", sa.Float(), nullable=True),
+        sa.Column("last_snapshot_run_id", sa.String(36), nullable=True),
+        sa.Column("last_snapshot_at", UtcDateTime(), nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_source"),
@@ -134,11 +136,14 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(36), nullable=False),
         sa.Column("asset_id", sa.String(36), nullable=False),
         sa.Column("raw_sha256", sa.String(64), nullable=False),
-        sa.Column("normalized", json_type(), nullable=False),
+        sa.Column("normalized_sha256", sa.String(64), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["run.id"], name="fk_source_record_run_id_run"),
         sa.ForeignKeyConstraint(["asset_id"], ["asset.id"], name="fk_source_record_asset_id_asset"),
         sa.ForeignKeyConstraint(
             ["raw_sha256"], ["raw_blob.sha256"], name="fk_source_record_raw_sha256_raw_blob"
+        ),
+        sa.ForeignKeyConstraint(
+            ["normalized_sha256"], ["raw_blob.sha256"], name="fk_source_record_normalized_sha256_raw_blob"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_source_record"),
         sa.UniqueConstraint("run_id", "asset_id", name="uq_source_record_run_id_asset_id"),
