@@ -1,0 +1,1 @@
+"""The ``asset-ledger`` command line; ``cli.main`` holds the click group ``cli``."""
