@@ -93,10 +93,12 @@ class Fault:
     def status_reason(self) -> str:
         return self.reason or _REASONS.get(self.status, "Error")
 
-    def status_body(self) -> tuple[bytes, str]:
+    def status_body(self) -> tuple[bytes, str | None]:
         """Body and content type of a ``status`` fault: an HTML proxy page for 429/502/503/504."""
         if self.body is not None:
             return self.body, "application/json;charset=UTF-8"
+        if self.status >= 595:
+            return b"", None  # pveproxy's own proxy errors (595/596/...) carry no body
         if self.status in (429, 502, 503, 504):
             title = f"{self.status} {self.status_reason()}"
             page = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"

@@ -6,6 +6,8 @@ exactly the 403 text the schema implies) and 501 for endpoints the release does 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from pvesim import PROFILES, SimServer
@@ -36,12 +38,12 @@ def params_for(method: str, template: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def servers() -> dict[str, SimServer]:
+def servers() -> Iterator[dict[str, SimServer]]:
     started: dict[str, SimServer] = {}
     for name in PROFILES:
         topo = small_topology()
         started[name] = SimServer(profile=name, topology=topo, time_scale=0.001).start()
-    yield started  # type: ignore[misc]
+    yield started
     for server in started.values():
         server.stop()
 
