@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./var
 PYTEST_ARGS ?= -n auto
 
-.PHONY: demo test lint typecheck unit fmt bench compat-matrix clean
+.PHONY: demo test lint typecheck unit fmt bench compat-matrix docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ unit: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+## compat-matrix: run every PVE profile through healthcheck/detect/collect and rewrite the matrix from the results
+compat-matrix: $(STAMP)
+	$(BIN)/python tests/collectors/pve/compat_matrix.py --output docs/pve/compatibility-matrix.md
+
+## docs: refresh the generated blocks of the design docs from the schemas and the error-code registry
+docs: $(STAMP)
+	$(BIN)/python -m asset_ledger.contract.docs --write
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
