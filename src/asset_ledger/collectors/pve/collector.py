@@ -48,6 +48,7 @@ from asset_ledger.collectors.pve.normalize import (
     parse_version,
     power_state,
     text,
+    to_bool,
 )
 from asset_ledger.collectors.pve.permissions import (
     NODE_STATS,
@@ -64,6 +65,18 @@ log = logging.getLogger("asset_ledger.collectors.pve")
 
 #: Outcomes that end the whole run wherever they happen (the session or the transport is unusable).
 FATAL_OUTCOMES = frozenset({Outcome.AUTH, Outcome.TLS, Outcome.RATE_LIMITED, Outcome.NETWORK})
+
+
+async def gather_all(*awaitables: Any) -> list[Any]:
+    """``asyncio.gather`` that cancels (and awaits) the siblings when one fails, so nothing outlives a run."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @dataclass
@@ -254,7 +267,7 @@ class _Run:
         await self.connect()
         await self.check_permissions()
         self.emit("inventory", 0, 2, message="reading /cluster/status and /cluster/resources")
-        status_data, resources_data = await asyncio.gather(
+        status_data, resources_data = await gather_all(
             self.client.get("/cluster/status"), self.client.get("/cluster/resources")
         )
         cluster = parse_cluster_status(status_data)
@@ -350,14 +363,7 @@ class _Run:
                 self.emit("nodes", done, total, node=name)
 
         self.emit("nodes", 0, total)
-        tasks = [asyncio.create_task(one(name)) for name in sorted(guests_by_node)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_all(*(one(name) for name in sorted(guests_by_node)))
         return results
 
     async def _node_call(
@@ -438,10 +444,10 @@ class _Run:
                     "PVE_GUEST_DETAILS_UNAVAILABLE", f"{exc.message}; QEMU run states not visible", node=node
                 )
 
-        await asyncio.gather(node_status(), list_qemu())
+        await gather_all(node_status(), list_qemu())
         if not result.online:
             return
-        await asyncio.gather(*(self.enrich_guest(caps, result, g, qemu_list.get(g.vmid)) for g in guests))
+        await gather_all(*(self.enrich_guest(caps, result, g, qemu_list.get(g.vmid)) for g in guests))
 
     async def enrich_guest(
         self, caps: Capabilities, result: NodeResult, guest: ResourceGuest, list_entry: dict[str, Any] | None
@@ -480,7 +486,9 @@ class _Run:
         state, _ = power_state(
             status, (list_entry or {}).get("qmpstatus"), (details.config or {}).get("lock")
         )
-        template = bool((details.config or {}).get("template")) or bool(guest.entry.get("template"))
+        template = bool(
+            to_bool((details.config or {}).get("template")) or to_bool(guest.entry.get("template"))
+        )
         runtime: list[IpFinding] = []
         if guest.guest_type == "qemu" and state == "running" and not template:
             runtime = await self.agent_ips(caps, guest, node, details)
