@@ -3,8 +3,9 @@
 It answers with whatever JSON the test wrote to the file named by its config's ``response_file`` (so a
 subprocess run sees it too), after emitting a few progress events. Special answers:
 ``{"__raise__": "Name"}`` makes it raise (the message quotes the credential, which must never surface);
-``{"__echo_secret__": true}`` makes it return an error whose message quotes the credential (a buggy
-collector the core must scrub).
+``{"__echo_secret__": true}`` makes it return an error whose message quotes the credential, and
+``"__leak__": true`` in a normal answer makes it copy the credential into warnings, detect details and every
+raw payload (buggy collectors the core must scrub).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class FakeCollector:
             progress({"phase": "inventory", "done": 0, "total": total, "node": None, "message": "listing"})
             progress({"phase": "inventory", "done": total, "total": total, "node": None, "message": "done"})
         answer = dict(answer)
+        if answer.pop("__leak__", False):
+            answer["warnings"] = [{"code": "PVE_NODE_OFFLINE", "message": f"node down (token {token})"}]
+            answer["detect"] = {**answer["detect"], "details": {"auth": token}}
+            answer["assets"] = [{**a, "raw_payload": {**a["raw_payload"], "auth": token}} for a in answer["assets"]]
         answer["mode"] = mode
         if mode != "collect":
             answer.pop("assets", None)

@@ -377,7 +377,7 @@ def credential() -> None:
     """Credentials: stored encrypted, write-only, used only when a run starts."""
 
 
-@credential.command("set")
+@credential.command("set", context_settings={"allow_extra_args": True})
 @click.argument("source_name", metavar="SOURCE")
 @click.option(
     "--from-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON or KEY=VALUE."
@@ -389,6 +389,12 @@ def credential_set(
     ctx: click.Context, source_name: str, from_file: Path | None, from_stdin: bool, fields: tuple[str, ...]
 ) -> None:
     """Set a source's credential from a hidden prompt, a file or stdin (never from an argument)."""
+    if ctx.args:
+        # Not echoed: an argument here is most likely the secret itself.
+        raise click.UsageError(
+            f"{len(ctx.args)} unexpected argument(s): a credential is never taken from the command line "
+            "(it would land in shell history); use the prompt, --from-file or --stdin"
+        )
     ledger = ledger_of(ctx)
     target = ledger.get_source(source_name)
     if from_file and from_stdin:
