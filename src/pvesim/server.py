@@ -308,7 +308,8 @@ class SimServer:
     # --- what clients need ------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -539,6 +540,9 @@ class SimServer:
                     headers[key] += ("; " if key == "cookie" else ", ") + value
                 else:
                     headers[key] = value
+            if headers.get("expect", "").lower() == "100-continue":
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
             body = await self._read_body(reader, headers)
             served += 1
             connection = headers.get("connection", "").lower()

@@ -6,7 +6,10 @@ exactly the 403 text the schema implies) and 501 for endpoints the release does 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +158,12 @@ def test_endpoint_of_the_release_that_pvesim_does_not_simulate_says_so(servers: 
         response.reason_phrase
         == "Method 'GET /nodes/node1/network' not implemented (not simulated by pvesim)"
     )
+
+
+def test_committed_table_is_what_the_extractor_produces(tmp_path: Path) -> None:
+    from pvesim.tools.extract_apidata import main as extract
+
+    out = tmp_path / "apidata.json"
+    assert extract([str(APIDATA_DIR), str(out)]) == 0
+    committed = resources.files("pvesim").joinpath("data/apidata.json").read_text(encoding="utf-8")
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(committed)

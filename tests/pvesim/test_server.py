@@ -334,3 +334,29 @@ def test_stop_closes_listener_and_thread(pvesim_server: Factory) -> None:
     assert not thread.is_alive()
     with httpx.Client(verify=False) as client, pytest.raises(httpx.ConnectError):
         client.get(server.url + "/api2/json/version")
+
+
+def test_expect_100_continue_and_http_1_0_close(pvesim_server: Factory) -> None:
+    import socket as socketlib
+
+    server = cluster(pvesim_server)
+    cred = server.credentials("root", auth="user_password")
+    body = f"username={cred['username']}&password={cred['password']}".encode()
+    with (
+        socketlib.create_connection(("127.0.0.1", server.port)) as raw,
+        tls(server).wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        sock.sendall(
+            b"POST /api2/json/access/ticket HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Connection: close" in head
+    assert json.loads(payload)["data"]["username"] == "root@pam"
