@@ -261,6 +261,10 @@ class PveApi:
                     user = self.topology.users.get(info.userid)
                     if user is None:
                         raise self.auth_error("permission denied - invalid PVE ticket")
+                    if not self.signer.verify_csrf(
+                        req.headers.get("csrfpreventiontoken", ""), info.userid, now
+                    ):
+                        raise self.auth_error("Permission denied - invalid csrf token")
                     return Subject(user, tfa_pending=True)
                 raise self.auth_error("No ticket")
             user = self.topology.users.get(info.userid)

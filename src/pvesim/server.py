@@ -138,6 +138,13 @@ class _Abort(Exception):
     """Drop the connection without (completing) a response."""
 
 
+def _quiet_transport_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Clients that abort handshakes or connections (certificate tests, resets) are normal here."""
+    if isinstance(context.get("exception"), (ssl.SSLError, ConnectionError, TimeoutError)):
+        return
+    loop.default_exception_handler(context)
+
+
 def _check_loopback(host: str) -> None:
     try:
         addr = ipaddress.ip_address(host)
@@ -235,6 +242,7 @@ class SimServer:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
+            loop.set_exception_handler(_quiet_transport_errors)
             try:
                 loop.run_until_complete(self._startup())
             except BaseException as exc:
