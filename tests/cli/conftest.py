@@ -61,17 +61,23 @@ class Cli:
         return [sys.executable, "-c", LAUNCHER, *args]
 
 
-@pytest.fixture
-def run_cli(tmp_path: Path, fake_collector: None) -> Iterator[Cli]:
-    """``asset-ledger`` on a fresh SQLite ledger under a temporary data directory (already initialised)."""
-    env = {"ASSET_LEDGER_DATA_DIR": str(tmp_path / "data"), "ASSET_LEDGER_DATABASE_URL": ""}
-    runner = Cli(env, tmp_path)
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Take away the log handler each CLI invocation installs, so no test writes into another's files."""
     root = logging.getLogger()
     level = root.level
-    assert runner("init").exit_code == 0
-    yield runner
+    yield
     for handler in list(root.handlers):
         if getattr(handler, "_asset_ledger_handler", False):
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, fake_collector: None) -> Cli:
+    """``asset-ledger`` on a fresh SQLite ledger under a temporary data directory (already initialised)."""
+    env = {"ASSET_LEDGER_DATA_DIR": str(tmp_path / "data"), "ASSET_LEDGER_DATABASE_URL": ""}
+    runner = Cli(env, tmp_path)
+    assert runner("init").exit_code == 0
+    return runner
