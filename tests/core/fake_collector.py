@@ -62,7 +62,9 @@ class FakeCollector:
         if answer.pop("__leak__", False):
             answer["warnings"] = [{"code": "PVE_NODE_OFFLINE", "message": f"node down (token {token})"}]
             answer["detect"] = {**answer["detect"], "details": {"auth": token}}
-            answer["assets"] = [{**a, "raw_payload": {**a["raw_payload"], "auth": token}} for a in answer["assets"]]
+            answer["assets"] = [
+                {**a, "raw_payload": {**a["raw_payload"], "auth": token}} for a in answer["assets"]
+            ]
         answer["mode"] = mode
         if mode != "collect":
             answer.pop("assets", None)
