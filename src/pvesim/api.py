@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class ApiRequest:
     path: str  #: decoded path below ``/api2/json``
     params: dict[str, Any]
     headers: dict[str, str]
+    #: a transport-level refusal pve-http-server answers after authentication (body rules, …)
+    transport_error: tuple[int, str] | None = None
 
 
 @dataclass
@@ -175,12 +178,14 @@ class PveApi:
     # --- entry point ------------------------------------------------------------------------------
     async def handle(self, req: ApiRequest) -> ApiResponse:
         meta: dict[str, Any] = {}
+        started = time.monotonic()
         try:
             response = await self._handle(req, meta)
         except ApiError as err:
             response = self.error_response(err)
             if err.status == 401:
-                await asyncio.sleep(self.runtime.delays.auth_failure)
+                # "always delay unauthorized calls by 3 seconds" (counted from the request start)
+                await asyncio.sleep(max(0.0, self.runtime.delays.auth_failure - (time.monotonic() - started)))
         except (TypeError, ValueError, KeyError) as exc:
             # a handler died on input it did not expect: PVE answers 500 with the die message
             response = self.error_response(ApiError(500, f"{type(exc).__name__}: {exc}"))
@@ -191,11 +196,11 @@ class PveApi:
         return response
 
     async def _handle(self, req: ApiRequest, meta: dict[str, Any]) -> ApiResponse:
-        if req.method == "HEAD":
-            raise ApiError(501, "method 'HEAD' not available")
         subject = self.authenticate(req)
         if subject is not None:
             meta["principal"] = subject.auth_id
+        if req.transport_error is not None:
+            raise ApiError(*req.transport_error, empty=True)
         matched = self.table.match(req.method, req.path)
         if matched is None:
             raise ApiError(501, f"Method '{req.method} {req.path}' not implemented")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import ipaddress
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -40,7 +42,23 @@ from pvesim.topology import Topology
 
 API_PREFIX = "/api2/json"
 _MAX_HEAD = 64 * 1024
-_MAX_BODY = 16 * 1024 * 1024
+_MAX_POST = 64 * 1024  #: pve-http-server ``$limit_max_post``
+_KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+
+
+@dataclass
+class _HttpRequest:
+    """One parsed HTTP request; ``error`` is a transport-level refusal (status, reason)."""
+
+    method: str
+    target: str
+    proto: str
+    headers: dict[str, str]
+    keep: bool
+    body: bytes = b""
+    error: tuple[int, str] | None = None
+    #: refused while reading the header, before authentication (method, protocol, transfer encoding)
+    early: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +240,7 @@ class SimServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._gzip_cache: dict[bytes, bytes] = {}
         self._stopping: asyncio.Event | None = None
         signer = TicketSigner(secrets.token_bytes(32))
         runtime = Runtime(self.now, self.delays, self._protected_slot)
@@ -529,57 +548,78 @@ class SimServer:
                 )
             except (asyncio.IncompleteReadError, TimeoutError, asyncio.LimitOverrunError):
                 return
-            start = time.time()
-            t0 = time.perf_counter()
-            lines = head.decode("latin-1").split("\r\n")
-            try:
-                method, target, version = lines[0].split(" ", 2)
-            except ValueError:
-                await self._write(writer, 400, "Bad Request", b"", None, keep=False)
+            request = self._parse_head(head.decode("latin-1").lstrip("\r\n"))
+            if request is None:
+                await self._write(writer, 400, "bad request", b"", None, keep=False, proto="HTTP/1.0")
                 return
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                if not line:
-                    continue
-                name, _, value = line.partition(":")
-                key = name.strip().lower()
-                value = value.strip()
-                if key in headers:
-                    headers[key] += ("; " if key == "cookie" else ", ") + value
-                else:
-                    headers[key] = value
-            if headers.get("expect", "").lower() == "100-continue":
-                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                await writer.drain()
-            body = await self._read_body(reader, headers)
             served += 1
-            connection = headers.get("connection", "").lower()
-            keep = ("close" not in connection) and (version == "HTTP/1.1" or "keep-alive" in connection)
-            keep = keep and served < self.max_requests_per_connection
-            keep = await self._exchange(writer, method.upper(), target, headers, body, keep, start, t0)
+            request.keep = request.keep and served < self.max_requests_per_connection
+            if request.error is None:
+                length = int(request.headers.get("content-length", "0") or 0)
+                if length:
+                    request.error = self._content_error(request, length)
+                    if request.error is None:
+                        # no "100 Continue": pve-http-server ignores Expect, clients send the body anyway
+                        request.body = await reader.readexactly(length)
+            if request.error is not None:
+                request.keep = False
+            keep = await self._exchange(writer, request)
             if not keep:
                 return
 
-    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
-            total = 0
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                total += size
-                if total > _MAX_BODY:
-                    raise _Abort
-                chunks.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-            return b"".join(chunks)
-        length = int(headers.get("content-length", "0") or 0)
-        if length > _MAX_BODY:
-            raise _Abort
-        return await reader.readexactly(length) if length else b""
+    @staticmethod
+    def _parse_head(text: str) -> _HttpRequest | None:
+        """Request line and headers; transport-level refusals as pve-http-server words them."""
+        lines = text.split("\r\n")
+        match = re.fullmatch(r"(\S+) (\S+) HTTP/(\d+)\.(\d+)", lines[0])
+        if match is None:
+            return None
+        method, target, major, minor = (
+            match.group(1),
+            match.group(2),
+            int(match.group(3)),
+            int(match.group(4)),
+        )
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, _, value = line.partition(":")
+            key = name.strip().lower()
+            value = value.strip()
+            if key in headers:
+                headers[key] += ("; " if key == "cookie" else ", ") + value
+            else:
+                headers[key] = value
+        proto = f"HTTP/{major}.{minor}"
+        connection = headers.get("connection", "").lower()
+        keep = "close" not in connection if connection else (major, minor) >= (1, 1)
+        request = _HttpRequest(method, target, proto, headers, keep)
+        transfer_encoding = headers.get("transfer-encoding")
+        if major != 1:
+            request.error = (506, f"http protocol version {major}.{minor} not supported")
+            request.proto = "HTTP/1.0"
+        elif method not in _KNOWN_METHODS:
+            request.error = (501, f"method '{method}' not available")
+        elif transfer_encoding:
+            if transfer_encoding.lower() == "chunked":
+                request.error = (501, "chunked transfer encoding not supported")
+            else:
+                request.error = (501, f"Unknown transfer encoding '{transfer_encoding}'")
+        request.early = request.error is not None
+        return request
+
+    @staticmethod
+    def _content_error(request: _HttpRequest, length: int) -> tuple[int, str] | None:
+        if request.method not in ("POST", "PUT"):
+            return (501, f"Unexpected content for method '{request.method}'")
+        if length > _MAX_POST:
+            return (501, "for data too large")
+        ctype = request.headers.get("content-type", "")
+        base = re.split(r"\s*[;,]\s*", ctype)[0] if ctype else ""
+        if base and base not in ("application/x-www-form-urlencoded", "application/json"):
+            return (506, f"upload 'Content-Type '{ctype}' not implemented")
+        return None
 
     @staticmethod
     def _parse_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
@@ -600,18 +640,24 @@ class SimServer:
                 params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return params
 
-    async def _exchange(  # noqa: PLR0917 - one call site, the parsed request
-        self,
-        writer: asyncio.StreamWriter,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        body: bytes,
-        keep: bool,
-        start: float,
-        t0: float,
-    ) -> bool:
-        raw_path, _, query = target.partition("?")
+    def _compress(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, list[tuple[str, str]]]:
+        """gzip like pve-http-server: when the client accepts it and the content exceeds 1024 bytes."""
+        if len(body) <= 1024 or "gzip" not in headers.get("accept-encoding", ""):
+            return body, []
+        packed = self._gzip_cache.get(body)
+        if packed is None:
+            packed = gzip.compress(body, compresslevel=6, mtime=0)
+            if len(body) >= 65536:
+                if len(self._gzip_cache) >= 8:
+                    self._gzip_cache.pop(next(iter(self._gzip_cache)))
+                self._gzip_cache[body] = packed
+        return packed, [("Content-Encoding", "gzip")]
+
+    async def _exchange(self, writer: asyncio.StreamWriter, req: _HttpRequest) -> bool:
+        start = time.time()
+        t0 = time.perf_counter()
+        method = req.method
+        raw_path, _, query = req.target.partition("?")
         path = unquote(raw_path)
         api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
         node = None
@@ -620,6 +666,7 @@ class SimServer:
             if len(parts) > 2 and parts[1] == "nodes":
                 node = parts[2]
         record_path = api_path if api_path is not None else path
+        keep = req.keep
         self._stats.enter()
         status = 0
         response: ApiResponse | None = None
@@ -641,32 +688,43 @@ class SimServer:
                 payload, ctype = fault.status_body()
                 extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
                 status = fault.status
-                await self._write(writer, fault.status, fault.status_reason(), payload, ctype, keep, extra)
+                await self._write(
+                    writer, fault.status, fault.status_reason(), payload, ctype, keep, extra, proto=req.proto
+                )
                 return keep
-            if api_path is None:
-                response = ApiResponse(501, "no such uri", b"", None)
+            if req.error is not None and req.early:
+                response = ApiResponse(req.error[0], req.error[1], b"", None)
+            elif api_path is None:
+                no_uri = path.startswith("/api2") and not re.match(r"/api2/[a-z][a-z0-9]+(/|$)", path)
+                response = ApiResponse(501, "no such uri" if no_uri else f"no such file '{path}'", b"", None)
             else:
                 request = ApiRequest(
                     method,
                     api_path,
-                    self._parse_params(query, body, headers.get("content-type", "")),
-                    headers,
+                    self._parse_params(query, req.body, req.headers.get("content-type", "")),
+                    req.headers,
+                    transport_error=req.error,
                 )
                 response = await self.api.handle(request)
             status = response.status
+            if status >= 400:
+                keep = False  # pve-http-server ends keep-alive after every error response
             payload = response.body
             if fault is not None and fault.kind == "wrong_type" and response.status == 200:
                 payload = json.dumps({"data": fault.value}).encode()
             elif fault is not None and fault.kind == "malformed_json":
                 payload = payload[: max(1, len(payload) // 2)] + b"<!-- pveproxy -->,]"
-            elif fault is not None and fault.kind in ("truncate", "reset_mid_body"):
+            payload, encoding = self._compress(payload, req.headers)
+            extra = response.headers + encoding
+            if fault is not None and fault.kind in ("truncate", "reset_mid_body"):
                 head = self._head(
                     response.status,
                     response.reason,
                     len(payload),
                     response.content_type,
                     keep,
-                    response.headers,
+                    extra,
+                    req.proto,
                 )
                 writer.write(head + payload[: len(payload) // 2])
                 await writer.drain()
@@ -682,7 +740,8 @@ class SimServer:
                 payload,
                 response.content_type,
                 keep,
-                response.headers,
+                extra,
+                proto=req.proto,
             )
             return keep
         finally:
@@ -721,10 +780,11 @@ class SimServer:
         content_type: str | None,
         keep: bool,
         extra: list[tuple[str, str]] | None = None,
+        proto: str = "HTTP/1.1",
     ) -> bytes:
         date = formatdate(usegmt=True)
         lines = [
-            f"HTTP/1.1 {status} {reason}",
+            f"{proto} {status} {reason}",
             "Cache-Control: max-age=0",
             f"Connection: {'Keep-Alive' if keep else 'close'}",
             f"Date: {date}",
@@ -748,6 +808,8 @@ class SimServer:
         content_type: str | None,
         keep: bool,
         extra: list[tuple[str, str]] | None = None,
+        *,
+        proto: str = "HTTP/1.1",
     ) -> None:
-        writer.write(self._head(status, reason, len(body), content_type, keep, extra) + body)
+        writer.write(self._head(status, reason, len(body), content_type, keep, extra, proto) + body)
         await writer.drain()

@@ -336,27 +336,107 @@ def test_stop_closes_listener_and_thread(pvesim_server: Factory) -> None:
         client.get(server.url + "/api2/json/version")
 
 
-def test_expect_100_continue_and_http_1_0_close(pvesim_server: Factory) -> None:
+def raw_exchange(server: SimServer, request: bytes) -> bytes:
+    """Send raw bytes over TLS and read until the server closes."""
     import socket as socketlib
 
-    server = cluster(pvesim_server)
-    cred = server.credentials("root", auth="user_password")
-    body = f"username={cred['username']}&password={cred['password']}".encode()
     with (
         socketlib.create_connection(("127.0.0.1", server.port)) as raw,
         tls(server).wrap_socket(raw, server_hostname="127.0.0.1") as sock,
     ):
-        sock.sendall(
-            b"POST /api2/json/access/ticket HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        )
-        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
-        sock.sendall(body)
+        sock.sendall(request)
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
+    return reply
+
+
+def test_http_1_0_is_answered_in_kind_and_closed(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server)
+    cred = server.credentials("root", auth="user_password")
+    body = f"username={cred['username']}&password={cred['password']}".encode()
+    reply = raw_exchange(
+        server,
+        b"POST /api2/json/access/ticket HTTP/1.0\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
     head, _, payload = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert head.startswith(b"HTTP/1.0 200 OK")
     assert b"Connection: close" in head
     assert json.loads(payload)["data"]["username"] == "root@pam"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "expected"),
+    [
+        (
+            b"PATCH /api2/json/version HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"HTTP/1.1 501 method 'PATCH' not available",
+        ),
+        (
+            b"POST /api2/json/access/ticket HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"HTTP/1.1 501 chunked transfer encoding not supported",
+        ),
+        (b"GET /api2/json/version HTTP/2.0\r\nHost: x\r\n\r\n", b"HTTP/1.0 506 http protocol version 2.0"),
+        (b"BROKEN\r\n\r\n", b"HTTP/1.0 400 bad request"),
+        (b"GET /api2 HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 501 no such uri"),
+    ],
+)
+def test_transport_refusals_before_authentication(
+    pvesim_server: Factory, request_head: bytes, expected: bytes
+) -> None:
+    reply = raw_exchange(cluster(pvesim_server), request_head)
+    assert reply.startswith(expected)
+    assert b"Content-Length: 0" in reply.partition(b"\r\n\r\n")[0]
+
+
+def test_content_rules_after_authentication(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server)
+    auth = token_header(server)["Authorization"].encode()
+    get_with_body = raw_exchange(
+        server,
+        b"GET /api2/json/version HTTP/1.1\r\nAuthorization: " + auth + b"\r\nContent-Length: 2\r\n\r\nxx",
+    )
+    assert get_with_body.startswith(b"HTTP/1.1 501 Unexpected content for method 'GET'")
+    xml = raw_exchange(
+        server,
+        b"POST /api2/json/nodes/node1/qemu/100/agent HTTP/1.1\r\nAuthorization: "
+        + auth
+        + b"\r\nContent-Type: text/xml\r\nContent-Length: 2\r\n\r\nxx",
+    )
+    assert xml.startswith(b"HTTP/1.1 506 upload 'Content-Type 'text/xml' not implemented")
+    big = raw_exchange(
+        server,
+        b"POST /api2/json/nodes/node1/qemu/100/agent HTTP/1.1\r\nAuthorization: "
+        + auth
+        + b"\r\nContent-Length: 70000\r\n\r\n",
+    )
+    assert big.startswith(b"HTTP/1.1 501 for data too large")
+    anonymous = raw_exchange(server, b"GET /api2/json/version HTTP/1.1\r\nContent-Length: 2\r\n\r\nxx")
+    assert anonymous.startswith(b"HTTP/1.1 401 No ticket")
+
+
+def test_errors_end_keep_alive(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server)
+    with token_client(server) as client:
+        ok = client.get("/version")
+        error = client.get("/nodes/node1/qemu/999/config")
+        client.get("/version")
+    assert ok.headers["connection"] == "Keep-Alive"
+    assert error.headers["connection"] == "close"
+    assert server.stats()["connections"] == 2
+
+
+def test_gzip_for_clients_that_accept_it(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server)
+    with token_client(server) as client:
+        big = client.get("/cluster/resources")
+        small = client.get("/version")
+        plain = client.get("/cluster/resources", headers={"Accept-Encoding": "identity"})
+    assert big.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in small.headers
+    assert "content-encoding" not in plain.headers
+    assert big.json() == plain.json()
