@@ -25,7 +25,7 @@ from asset_ledger.api.worker_task import embedded_worker
 from asset_ledger.core.ledger import Ledger
 from asset_ledger.core.settings import Settings
 from asset_ledger.storage import make_engine
-from asset_ledger.web import pages
+from asset_ledger.web import ledger_pages, pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -104,6 +104,7 @@ def create_app(
     app.include_router(users.router)
     app.include_router(ledger_routes.router)
     app.include_router(pages.router)
+    app.include_router(ledger_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")
