@@ -48,8 +48,7 @@ def test_t6_e03_rate_limit_that_does_not_clear_fails_retryable(
     assert after - before == 4
 
 
-@pytest.mark.parametrize("profile", ALL_PROFILES)
-@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(("profile", "status"), [(p, 429) for p in ALL_PROFILES] + [(p, 503) for p in SPREAD])
 def test_transient_rate_limit_is_retried_and_the_run_succeeds(profile: str, status: int) -> None:
     with sim(profile) as server:
         server.add_fault(path="/cluster/resources", status=status, retry_after=0, count=2)
@@ -83,7 +82,7 @@ ENUMERATION_FAULTS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize("profile", ALL_PROFILES)
+@pytest.mark.parametrize("profile", SPREAD)
 @pytest.mark.parametrize(
     ("label", "fault", "code"), ENUMERATION_FAULTS, ids=[f[0] for f in ENUMERATION_FAULTS]
 )
@@ -122,7 +121,7 @@ def test_slow_answer_beyond_timeout_is_a_network_error(profile: str) -> None:
 # -- enrichment faults are warnings -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", ALL_PROFILES)
+@pytest.mark.parametrize("profile", SPREAD)
 def test_guest_config_failure_keeps_the_guest_with_a_warning(profile: str) -> None:
     with sim(profile) as server:
         guest = next(g for g in server.topology.guests.values() if g.kind == "qemu")
@@ -136,7 +135,7 @@ def test_guest_config_failure_keeps_the_guest_with_a_warning(profile: str) -> No
     assert f"vm:{guest.id}" in assets_by_id(response)
 
 
-@pytest.mark.parametrize("profile", ALL_PROFILES)
+@pytest.mark.parametrize("profile", SPREAD)
 def test_node_unreachable_595_on_status_is_offline_handling(profile: str) -> None:
     with sim(profile) as server:
         server.add_fault(path="/nodes/node2/status", status=595, reason="No route to host")
@@ -275,7 +274,7 @@ def test_verification_off_works_loudly() -> None:
 # -- tickets ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", ALL_PROFILES)
+@pytest.mark.parametrize("profile", SPREAD)
 def test_ticket_expiring_mid_run_is_renewed(profile: str) -> None:
     with sim(profile) as server:
         advanced = []
