@@ -82,9 +82,14 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: live gauges (never reset: requests may be in flight while a test resets the counters)
+        self.in_flight = 0
+        self.protected_in_flight: Counter[str] = Counter()
+        self._queued: Counter[str] = Counter()
         self.reset()
 
     def reset(self) -> None:
+        """Zero the counters; high-water marks restart from what is in flight right now."""
         with self._lock:
             self.requests = 0
             self.by_endpoint: Counter[str] = Counter()
@@ -93,12 +98,13 @@ class Stats:
             self.by_principal: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.connections = 0
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.protected_in_flight: Counter[str] = Counter()
-            self.protected_high_water: Counter[str] = Counter()
-            self.protected_queued_high_water: Counter[str] = Counter()
-            self._queued: Counter[str] = Counter()
+            self.max_in_flight = self.in_flight
+            self.protected_high_water: Counter[str] = Counter(+self.protected_in_flight)
+            self.protected_queued_high_water: Counter[str] = Counter(+self._queued)
+
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def enter(self) -> None:
         with self._lock:
@@ -521,7 +527,7 @@ class SimServer:
         if task is not None:
             self._tasks.add(task)
         self._writers.add(writer)
-        self._stats.connections += 1
+        self._stats.connected()
         try:
             await self._serve(reader, writer)
         except (_Abort, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
