@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./var
 PYTEST_ARGS ?= -n auto
 
-.PHONY: demo test lint typecheck unit fmt bench compat-matrix docs clean
+.PHONY: demo test lint typecheck unit fmt bench bench-smoke compat-matrix docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ unit: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+## bench: performance figures (~20 min; PostgreSQL at 127.0.0.1:5432) -> benchmarks/results/latest.{md,json,png}
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+## bench-smoke: the same benchmarks at tiny sizes (seconds), results in var/bench-smoke
+bench-smoke: $(STAMP)
+	$(BIN)/python benchmarks/run.py --smoke --out $(DATA)/bench-smoke $(BENCH_ARGS)
 
 ## compat-matrix: run every PVE profile through healthcheck/detect/collect and rewrite the matrix from the results
 compat-matrix: $(STAMP)
