@@ -75,7 +75,8 @@ def main() -> None:
             entries = len(first.json()["data"])
             rows.append(
                 (
-                    f"/cluster/resources first (uncached, {entries} entries, {len(first.content)} B)",
+                    f"/cluster/resources first (uncached, {entries} entries, {len(first.content)} B, "
+                    f"{first.headers.get('content-length', '?')} B on the wire)",
                     f"{first_ms:.1f} ms",
                 )
             )
