@@ -482,18 +482,21 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
     target[key] = value
 
 
+def _positive(value: Any) -> int | None:
+    number = to_int(value)
+    return number if number is not None and number > 0 else None
+
+
 def guest_cpu_count(
     guest_type: str, config: Mapping[str, Any] | None, entry: Mapping[str, Any]
 ) -> int | None:
     if isinstance(config, Mapping):
         if guest_type == "qemu":
-            vcpus = to_int(config.get("vcpus"))
+            vcpus = _positive(config.get("vcpus"))
             if vcpus:
                 return vcpus
-            sockets = to_int(config.get("sockets")) or 1
-            cores = to_int(config.get("cores")) or 1
-            return sockets * cores
-        lxc_cores = to_int(config.get("cores"))
+            return (_positive(config.get("sockets")) or 1) * (_positive(config.get("cores")) or 1)
+        lxc_cores = _positive(config.get("cores"))
         if lxc_cores:
             return lxc_cores
     maxcpu = to_int(entry.get("maxcpu"))
