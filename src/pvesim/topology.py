@@ -412,6 +412,46 @@ class Topology:
             self._bump()
             return guest
 
+    def add_user(self, user: User) -> User:
+        with self.lock:
+            if user.userid in self.users:
+                raise TopologyError(f"user {user.userid} exists")
+            self.users[user.userid] = user
+            self._bump()
+            return user
+
+    def set_user_enabled(self, userid: str, enabled: bool) -> None:
+        with self.lock:
+            if userid not in self.users:
+                raise TopologyError(f"unknown user {userid!r}")
+            self.users[userid].enable = enabled
+            self._bump()
+
+    def add_token(self, userid: str, token: Token) -> Token:
+        with self.lock:
+            if userid not in self.users:
+                raise TopologyError(f"unknown user {userid!r}")
+            self.users[userid].tokens[token.name] = token
+            self._bump()
+            return token
+
+    def grant(self, path: str, ugid: str, role: str, *, propagate: bool = True) -> Acl:
+        """Add an ACL entry (user id, ``@group`` or token id) — like ``pveum acl modify``."""
+        with self.lock:
+            entry = Acl(path, ugid, role, propagate)
+            self.acl.append(entry)
+            self._bump()
+            return entry
+
+    def revoke(self, path: str, ugid: str, role: str | None = None) -> int:
+        """Remove the ACL entries of ``ugid`` on ``path`` (only ``role`` if given); returns how many."""
+        with self.lock:
+            keep = [a for a in self.acl if not (a.path == path and a.ugid == ugid and role in (None, a.role))]
+            removed = len(self.acl) - len(keep)
+            self.acl[:] = keep
+            self._bump()
+            return removed
+
     def touch(self) -> None:
         """Mark the topology changed after editing its objects directly (invalidates caches)."""
         with self.lock:

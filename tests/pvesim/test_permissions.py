@@ -183,3 +183,23 @@ def test_guest_lists_filtered_for_token_with_vm_acl(pvesim_server: Factory) -> N
         assert [c["vmid"] for c in client.get("/nodes/node1/lxc").json()["data"]] == ["200"]
         assert client.get("/nodes/node1/qemu").json()["data"] == []
     assert token_client  # token auth on 7.4 is covered in test_auth
+
+
+def test_permission_changes_at_run_time(pvesim_server: Factory) -> None:
+    server = pvesim_server(profile="8.4", topology=small_topology(), time_scale=0.01)
+    with token_client(server, "reader") as client:
+        assert len(client.get("/cluster/resources", params={"type": "vm"}).json()["data"]) == 13
+        assert server.topology.revoke("/", "reader@pve") == 1
+        assert client.get("/cluster/resources", params={"type": "vm"}).json()["data"] == []
+        server.topology.grant("/vms/100", "reader@pve", "PVEAuditor")
+        vms = client.get("/cluster/resources", params={"type": "vm"}).json()["data"]
+    assert [v["vmid"] for v in vms] == [100]
+    server.topology.set_user_enabled("reader@pve", False)
+    with token_client(server, "reader") as client:
+        response = client.get("/version")
+    assert (response.status_code, response.reason_phrase) == (401, "user 'reader@pve' is disabled")
+    server.topology.add_user(User("late@pve", password="late-pass"))
+    server.topology.add_token("late@pve", Token("t", "late-secret", privsep=False))
+    server.topology.grant("/", "late@pve", "PVEAuditor")
+    with server_token(server, "late@pve!t", "late-secret") as client:
+        assert client.get("/nodes").status_code == 200
