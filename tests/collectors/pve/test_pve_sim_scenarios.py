@@ -472,3 +472,20 @@ def test_t6_b02_empty_cluster(profile: str) -> None:
     assert sorted(a["external_kind"] for a in response["assets"]) == ["cluster", "host", "host"]
     assert [r["type"] for r in response["relations"]] == ["member_of", "member_of"]
     assert response["stats"]["inventory_complete"] is True
+
+
+@pytest.mark.parametrize("profile", ALL_PROFILES)
+def test_t6_e04_guests_without_any_visible_node_fail_with_relations_empty(profile: str) -> None:
+    """PVE always lists node entries; a proxy or filter that strips them leaves guests no host to run on."""
+    with sim(profile) as server:
+        guests_only = [
+            {"id": g.id, "type": g.kind, "vmid": g.vmid, "node": g.node, "status": "running"}
+            for g in server.topology.guests.values()
+        ]
+        server.add_fault(path="/cluster/resources", kind="wrong_type", value=guests_only)
+        server.add_fault(path="/cluster/status", kind="wrong_type", value=[])
+        response = run(server, "collect")
+    assert codes(response["errors"]) == ["INVENTORY_RELATIONS_EMPTY"]
+    assert response["errors"][0]["retryable"] is False
+    assert response["stats"]["inventory_complete"] is False
+    assert "assets" not in response
