@@ -239,7 +239,8 @@ class Renderer:
             out.append(("pool", {"id": f"/pool/{pool}", "type": "pool", "pool": pool}, f"/pool/{pool}"))
         for vmid in sorted(self.t.guests):
             g = self.t.guests[vmid]
-            out.append(("vm", self._guest_resource(g, self.t.nodes[g.node].online), f"/vms/{vmid}"))
+            node = self.t.nodes[g.node]
+            out.append(("vm", self._guest_resource(g, node.online or node.rrd_fresh), f"/vms/{vmid}"))
         for node in self.t.nodes.values():
             entry: dict[str, Any] = {
                 "id": f"node/{node.name}",

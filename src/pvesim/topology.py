@@ -53,6 +53,8 @@ class Node:
     nodeid: int = 1
     ip: str | None = None
     online: bool = True
+    #: offline but its guests' RRD data is still younger than pmxcfs' 5-minute expiry (pve-notes §6)
+    rrd_fresh: bool = False
     cpus: int = 16
     sockets: int = 2
     cpu_model: str = "Intel(R) Xeon(R) Silver 4214R CPU @ 2.40GHz"
@@ -372,13 +374,25 @@ class Topology:
             guest.node = node
             self._bump()
 
-    def set_node_online(self, node: str, online: bool) -> None:
+    def set_node_online(self, node: str, online: bool, *, rrd_fresh: bool = False) -> None:
+        """Take a node off/on line. ``rrd_fresh=True``: the first 5 minutes after the failure, while
+        ``/cluster/resources`` still shows its guests with their last-known values (see :meth:`expire_rrd`);
+        otherwise they are already stubs ``{id, vmid, node, type, status: "unknown"}``."""
         with self.lock:
             if node not in self.nodes:
                 raise TopologyError(f"unknown node {node!r}")
             if node == self.entry_node and not online:
                 raise TopologyError(f"{node} is the node clients talk to; take another node offline")
             self.nodes[node].online = online
+            self.nodes[node].rrd_fresh = rrd_fresh and not online
+            self._bump()
+
+    def expire_rrd(self, node: str) -> None:
+        """The 5 minutes are over: the offline node's guests become stubs."""
+        with self.lock:
+            if node not in self.nodes:
+                raise TopologyError(f"unknown node {node!r}")
+            self.nodes[node].rrd_fresh = False
             self._bump()
 
     def set_state(self, ref: str | int, state: RunState) -> None:
@@ -476,6 +490,7 @@ class Topology:
         prelaunch: int = 0,
         hibernated: int = 0,
         templates: int = 0,
+        ha_share: float = 0.0,
         unnamed: int = 0,
         agent_share: float = 0.8,
         agent_not_running: int = 0,
@@ -598,6 +613,8 @@ class Topology:
             elif rng.random() < agent_share:
                 guest.agent = "1"
             guest.docker = rng.random() < docker_share
+            if ha_share and rng.random() < ha_share:
+                guest.hastate = "started" if guest.running else "stopped"
             guests.append(guest)
             vmid += 1
         running_ct = round(lxc * running_share)

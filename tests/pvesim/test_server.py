@@ -440,3 +440,29 @@ def test_gzip_for_clients_that_accept_it(pvesim_server: Factory) -> None:
     assert "content-encoding" not in small.headers
     assert "content-encoding" not in plain.headers
     assert big.json() == plain.json()
+
+
+def test_offline_node_within_the_rrd_window_keeps_last_known_guest_values(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server)
+    guest = next(g for g in server.topology.guests_on("node3") if g.running)
+    server.topology.set_node_online("node3", False, rrd_fresh=True)
+    with token_client(server) as client:
+        fresh = {e["id"]: e for e in client.get("/cluster/resources").json()["data"]}
+        assert fresh[guest.id]["status"] == "running"
+        assert fresh[guest.id]["maxmem"] == guest.memory * 1024 * 1024
+        assert fresh["node/node3"]["status"] == "offline"
+        server.topology.expire_rrd("node3")
+        stale = {e["id"]: e for e in client.get("/cluster/resources").json()["data"]}
+    assert stale[guest.id]["status"] == "unknown"
+    assert "maxmem" not in stale[guest.id]
+
+
+def test_ha_managed_guests_carry_hastate(pvesim_server: Factory) -> None:
+    topo = Topology.generate(seed=2, nodes=2, qemu=10, lxc=0, ha_share=1.0)
+    server = pvesim_server(profile="8.4", topology=topo, time_scale=0.01)
+    with token_client(server) as client:
+        entries = client.get("/cluster/resources", params={"type": "vm"}).json()["data"]
+        vm = entries[0]
+        current = client.get(f"/nodes/{vm['node']}/qemu/{vm['vmid']}/status/current").json()["data"]
+    assert {e["hastate"] for e in entries} <= {"started", "stopped"}
+    assert current["ha"]["managed"] == 1
