@@ -115,6 +115,7 @@ class _Run:
         self.version_data: Any = None
         self.version: tuple[int, int] | None = None
         self.permissions_endpoint = False
+        self.permissions_probed = False
         self.permissions: dict[str, Any] | None = None
         self.agent_queried = 0
         self.agent_unavailable = 0
@@ -157,6 +158,7 @@ class _Run:
         missing = None
         want_endpoint = self.is_token or self.version is None or self.version >= (6, 2)
         if want_endpoint:
+            self.permissions_probed = True
             try:
                 data = await self.client.get("/access/permissions")
             except PveCallError as exc:
@@ -196,13 +198,13 @@ class _Run:
             self.warn("PVE_NODE_STATS_HIDDEN", f"{message}. {action}", privilege="Sys.Audit", path="/nodes")
 
     def capabilities(self, is_cluster: bool) -> Capabilities:
-        api_tokens = self.is_token or (self.version is not None and self.version >= (6, 2))
+        by_version = self.version is not None and self.version >= (6, 2)
         return Capabilities(
             version=self.version,
             is_cluster=is_cluster,
-            permissions_endpoint=self.permissions_endpoint
-            or (self.version is not None and self.version >= (6, 2)),
-            api_tokens=api_tokens,
+            # what the server showed wins; the version only fills in what was not probed
+            permissions_endpoint=self.permissions_endpoint if self.permissions_probed else by_version,
+            api_tokens=self.is_token or by_version,
         )
 
     def scope_check(self, is_cluster: bool) -> None:
@@ -231,6 +233,7 @@ class _Run:
     async def detect(self, response: dict[str, Any]) -> None:
         await self.connect()
         if self.is_token or self.version is None or self.version >= (6, 2):
+            self.permissions_probed = True
             try:
                 await self.client.get("/access/permissions")
                 self.permissions_endpoint = True
