@@ -324,7 +324,9 @@ def source_update(
         config_patch=parse_assignments(assignments, "--set"),
         config_unset=unset,
         enabled=enabled,
-        schedule_interval_s=None if no_schedule else (schedule_interval if schedule_interval else UNSET),
+        schedule_interval_s=None
+        if no_schedule
+        else (UNSET if schedule_interval is None else schedule_interval),
         missing_guard_share=None
         if default_guard
         else (missing_guard_share if missing_guard_share else UNSET),
