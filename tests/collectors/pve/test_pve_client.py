@@ -110,6 +110,7 @@ def test_403_reads_reason_phrase_and_body_message() -> None:
     assert err.code == "PVE_PERMISSION_DENIED"
     assert err.reason == "Permission check failed (/vms/100, VM.Audit)"
     assert err.context["path"] == "/nodes/pve/qemu/100/config"
+    assert "pveum acl modify / --tokens 'ledger@pve!inv' --roles PVEAuditor" in err.suggested_action
 
 
 def test_body_message_alone_is_used_when_the_reason_is_generic() -> None:

@@ -39,6 +39,7 @@ import httpx
 
 from asset_ledger.collectors.pve import metrics
 from asset_ledger.collectors.pve.config import ApiTokenCredential, Credential, PasswordCredential, PveConfig
+from asset_ledger.collectors.pve.permissions import grant_command
 from asset_ledger.contract import LedgerError
 
 log = logging.getLogger("asset_ledger.collectors.pve")
@@ -431,7 +432,7 @@ class PveClient:
             response = await self._send_with_retries(
                 method, path, params=params, data=data, timeout_s=timeout_s
             )
-        self._raise_for_status(response, path)
+        self._raise_for_status(response, path, method)
         return self._payload(response, path)
 
     async def _send_with_retries(
@@ -535,13 +536,13 @@ class PveClient:
             return f"{reason} - {body_message}" if reason else body_message
         return reason
 
-    def _raise_for_status(self, response: httpx.Response, path: str) -> None:
+    def _raise_for_status(self, response: httpx.Response, path: str, method: str = "GET") -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
         outcome = STATUS_OUTCOMES.get(status, Outcome.SERVER_ERROR)
         text = self._error_text(response)
-        message = f"GET {path} answered {status} {text}".strip()
+        message = f"{method} {path} answered {status} {text}".strip()
         action: str | None = None
         if outcome is Outcome.AUTH:
             if isinstance(self.credential, ApiTokenCredential) and "no ticket" in text.lower():
@@ -567,7 +568,17 @@ class PveClient:
                 f"honouring Retry-After ({text})"
             )
         elif outcome is Outcome.UNSUPPORTED:
-            message = f"this PVE server does not implement GET {path} (501 {text})"
+            message = f"this PVE server does not implement {method} {path} (501 {text})"
+        elif outcome is Outcome.FORBIDDEN:
+            is_token = isinstance(self.credential, ApiTokenCredential)
+            principal = (
+                self.credential.api_token_id
+                if isinstance(self.credential, ApiTokenCredential)
+                else self.credential.userid
+            )
+            action = "Grant the read-only role PVEAuditor on / with propagation: " + grant_command(
+                principal, is_token=is_token, version=None
+            )
         raise PveCallError(outcome, message, path=path, status=status, reason=text, suggested_action=action)
 
     @staticmethod
