@@ -622,4 +622,8 @@ class Renderer:
             out.append(
                 iface("docker0", mac, [("172.17.0.1", "ipv4", 16), (link_local(mac), "ipv6", 64)], 1024)
             )
+            # a container's host-side veth: QGA reports it without any "ip-addresses" (pve-notes §8a)
+            veth = iface(f"veth{g.vmid % 0xFFFF:04x}a1", "6a:" + mac[3:], [], 512)
+            del veth["ip-addresses"]
+            out.append(veth)
         return out
