@@ -160,6 +160,11 @@ def test_collect_request_plan_and_no_request_twice(server: SimServer, collected:
     log = collected["_server_log"]
     assert len(log) == collected["stats"]["requests"]
     assert len(log) == len(set(log)), "a request was made twice"
+    agent_calls = {(m, p.rsplit("/agent", 1)[1]) for m, p in log if "/agent" in p}
+    if version_of(server) < (5, 2):
+        assert agent_calls == {("POST", "")}  # the generic POST form, command=network-get-interfaces
+    else:
+        assert agent_calls == {("GET", "/network-get-interfaces")}
 
 
 def test_t6_b03_lxc_are_inventoried_as_vms_and_templates_are_marked(
