@@ -150,12 +150,10 @@ class PveApi:
             ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name"): self.h_agent_get,
         }
 
-    @staticmethod
-    def served_endpoints() -> list[tuple[str, str]]:
-        """(method, template) of every endpoint pvesim implements (for some release)."""
-        from pvesim.tools.extract_apidata import SERVED  # noqa: PLC0415 - tools are not imported at run time
-
-        return list(SERVED)
+    @property
+    def handled(self) -> set[tuple[str, str]]:
+        """(method, template) of every endpoint this API has a handler for."""
+        return set(self._handlers)
 
     # --- envelope ---------------------------------------------------------------------------------
     def error_response(self, err: ApiError) -> ApiResponse:

@@ -13,6 +13,36 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+#: The endpoints pvesim answers (method, path template) for the releases whose schema has them.
+#: ``PveApi`` has one handler per entry (a test keeps both in step).
+SERVED: tuple[tuple[str, str], ...] = (
+    ("GET", "/version"),
+    ("GET", "/access"),
+    ("GET", "/access/ticket"),
+    ("POST", "/access/ticket"),
+    ("POST", "/access/tfa"),
+    ("GET", "/access/permissions"),
+    ("GET", "/access/users"),
+    ("GET", "/cluster/status"),
+    ("GET", "/cluster/resources"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{node}/status"),
+    ("GET", "/nodes/{node}/version"),
+    ("GET", "/nodes/{node}/subscription"),
+    ("GET", "/nodes/{node}/qemu"),
+    ("GET", "/nodes/{node}/lxc"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/status/current"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/config"),
+    ("GET", "/nodes/{node}/lxc/{vmid}/status/current"),
+    ("GET", "/nodes/{node}/lxc/{vmid}/config"),
+    ("GET", "/nodes/{node}/lxc/{vmid}/interfaces"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/agent"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name"),
+)
+
 
 @dataclass(frozen=True)
 class EndpointInfo:

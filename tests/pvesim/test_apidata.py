@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from pvesim import PROFILES, SimServer
-from pvesim.apidata import api_table
-from pvesim.tools.extract_apidata import SERVED
+from pvesim.apidata import SERVED, api_table
 from tests.pvesim.helpers import APIDATA_DIR, apidata, raw_client, small_topology, ticket_client
 
 pytestmark = pytest.mark.skipif(
@@ -167,3 +166,7 @@ def test_committed_table_is_what_the_extractor_produces(tmp_path: Path) -> None:
     assert extract([str(APIDATA_DIR), str(out)]) == 0
     committed = resources.files("pvesim").joinpath("data/apidata.json").read_text(encoding="utf-8")
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(committed)
+
+
+def test_every_served_endpoint_has_a_handler(servers: dict[str, SimServer]) -> None:
+    assert servers["9.1"].api.handled == set(SERVED)
