@@ -253,7 +253,8 @@ class PveApi:
         if no_auth:
             return None
         authz = req.headers.get("authorization")
-        ticket = parse_cookie_ticket(req.headers.get("cookie"), authz)
+        # "allow ticket in auth header as fallback" came with API tokens (pve-http-server e045d07, 3.0-4)
+        ticket = parse_cookie_ticket(req.headers.get("cookie"), authz if self.profile.api_tokens else None)
         now = int(self.runtime.now())
         if ticket is not None:
             info = self.signer.verify(ticket, now)

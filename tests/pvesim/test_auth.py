@@ -51,6 +51,17 @@ def test_cookie_and_authorization_header_both_carry_the_ticket(pvesim_server: Fa
         assert client.get("/version").status_code == 200
 
 
+def test_ticket_in_authorization_header_only_from_6_2(pvesim_server: Factory) -> None:
+    server = small(pvesim_server, profile="6.1")
+    cred = server.credentials("root", auth="user_password")
+    ticket = login(server, cred["username"], cred["password"])["ticket"]
+    with raw_client(server, headers={"Authorization": f"PVEAuthCookie={ticket}"}) as client:
+        response = client.get("/version")
+    assert (response.status_code, response.reason_phrase) == (401, "No ticket")
+    with raw_client(server, cookies={"PVEAuthCookie": ticket}) as client:
+        assert client.get("/version").status_code == 200
+
+
 def test_wrong_password_is_401_authentication_failure_after_the_delay(pvesim_server: Factory) -> None:
     server = small(pvesim_server, auth_delay=0.3)
     start = time.perf_counter()
