@@ -167,11 +167,14 @@ class PveApi:
             body["message"] = err.reason if err.reason.endswith("\n") else err.reason + "\n"
         return ApiResponse(err.status, reason, _json(body))
 
-    def auth_error(self, text: str) -> ApiError:
-        """A 401 from the auth handler: empty body; the unified text on late releases."""
-        return ApiError(
-            401, "Authentication failed!" if self.profile.unified_auth_error else text, empty=True
-        )
+    def auth_error(self, text: str, *, verification: bool = False) -> ApiError:
+        """A 401 from the auth handler (empty body).
+
+        Ticket/token *verification* errors read ``Authentication failed!`` on late releases (commit
+        26c10a2e); ``No ticket`` and the CSRF error never do.
+        """
+        unified = verification and self.profile.unified_auth_error
+        return ApiError(401, "Authentication failed!" if unified else text, empty=True)
 
     # --- entry point ------------------------------------------------------------------------------
     async def handle(self, req: ApiRequest) -> ApiResponse:
@@ -257,28 +260,24 @@ class PveApi:
         ticket = parse_cookie_ticket(req.headers.get("cookie"), authz if self.profile.api_tokens else None)
         now = int(self.runtime.now())
         if ticket is not None:
+            # pve-manager HTTPServer.pm auth_handler: verify_ticket, check_user_enabled, TFA, then CSRF
             info = self.signer.verify(ticket, now)
             if info is None:
-                raise self.auth_error("permission denied - invalid PVE ticket")
-            if info.tfa_pending:
-                if req.path.rstrip("/") == "/access/tfa" and self.profile.tfa_style == "tfa-api":
-                    user = self.topology.users.get(info.userid)
-                    if user is None:
-                        raise self.auth_error("permission denied - invalid PVE ticket")
-                    if not self.signer.verify_csrf(
-                        req.headers.get("csrfpreventiontoken", ""), info.userid, now
-                    ):
-                        raise self.auth_error("Permission denied - invalid csrf token")
-                    return Subject(user, tfa_pending=True)
-                raise self.auth_error("No ticket")
+                raise self.auth_error("permission denied - invalid PVE ticket", verification=True)
             user = self.topology.users.get(info.userid)
-            if user is None or not user.enable:
-                raise self.auth_error("permission denied - invalid PVE ticket")
+            if user is None:
+                raise self.auth_error(f"no such user ('{info.userid}')", verification=True)
+            if not user.enable:
+                raise self.auth_error(f"user '{info.userid}' is disabled", verification=True)
+            if user.expire and user.expire < now:
+                raise self.auth_error(f"account expired for user '{info.userid}'", verification=True)
+            if info.tfa_pending and (req.path.rstrip("/") != "/access/tfa" or req.method != "POST"):
+                raise self.auth_error("No ticket")
             if req.method != "GET":
                 csrf = req.headers.get("csrfpreventiontoken", "")
                 if not self.signer.verify_csrf(csrf, info.userid, now):
                     raise self.auth_error("Permission denied - invalid csrf token")
-            return Subject(user)
+            return Subject(user, tfa_pending=info.tfa_pending)
         token_value = parse_api_token(authz) if self.profile.api_tokens else None
         if token_value is None:
             raise self.auth_error("No ticket")
@@ -288,26 +287,27 @@ class PveApi:
         """``AccessControl.pm`` ``verify_token``: split at the last ``=``; user, token, expiry, secret."""
         tokenid, sep, secret = value.rpartition("=")
         if not sep or not tokenid:
-            raise self.auth_error("no tokenid specified")
+            raise self.auth_error("no tokenid specified", verification=True)
         userid, bang, tokenname = tokenid.partition("!")
         if not bang or not tokenname or "@" not in userid:
             raise self.auth_error(
-                f"'{tokenid}' is not a valid token ID - not able to split into user and token parts"
+                f"'{tokenid}' is not a valid token ID - not able to split into user and token parts",
+                verification=True,
             )
         user = self.topology.users.get(userid)
         if user is None:
-            raise self.auth_error(f"no such user ('{userid}')")
+            raise self.auth_error(f"no such user ('{userid}')", verification=True)
         if not user.enable:
-            raise self.auth_error(f"user '{userid}' is disabled")
+            raise self.auth_error(f"user '{userid}' is disabled", verification=True)
         if user.expire and user.expire < now:
-            raise self.auth_error(f"account expired for user '{userid}'")
+            raise self.auth_error(f"account expired for user '{userid}'", verification=True)
         token = user.tokens.get(tokenname)
         if token is None:
-            raise self.auth_error(f"no such token '{tokenname}' for user '{userid}'")
+            raise self.auth_error(f"no such token '{tokenname}' for user '{userid}'", verification=True)
         if token.expire and token.expire < now:
-            raise self.auth_error(f"token '{tokenname}' access expired")
+            raise self.auth_error(f"token '{tokenname}' access expired", verification=True)
         if secret != token.secret:
-            raise self.auth_error("invalid token value!")
+            raise self.auth_error("invalid token value!", verification=True)
         return Subject(user, tokenname=tokenname, privsep=token.privsep)
 
     # --- parameters and permissions ---------------------------------------------------------------

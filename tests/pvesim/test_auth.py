@@ -233,3 +233,23 @@ def test_token_on_endpoint_without_allowtoken_is_403(pvesim_server: Factory) -> 
         response = client.post("/access/tfa", data={"response": "123456"})
     assert response.status_code == 403
     assert response.reason_phrase == "URI '/access/tfa' not available with API token, need proper ticket."
+
+
+def test_late_releases_unify_verification_errors_but_not_no_ticket(pvesim_server: Factory) -> None:
+    server = small(pvesim_server, profile="9.1-latest")
+    with raw_client(server, cookies={"PVEAuthCookie": "PVE:root@pam:00000000::forged"}) as client:
+        forged = client.get("/version")
+    with raw_client(server) as client:
+        missing = client.get("/version")
+    assert (forged.status_code, forged.reason_phrase) == (401, "Authentication failed!")
+    assert (missing.status_code, missing.reason_phrase) == (401, "No ticket")
+
+
+def test_ticket_of_a_disabled_user(pvesim_server: Factory) -> None:
+    server = small(pvesim_server, profile="8.4")
+    cred = server.credentials("auditor", auth="user_password")
+    ticket = login(server, cred["username"], cred["password"])["ticket"]
+    server.topology.set_user_enabled("auditor@pve", False)
+    with raw_client(server, cookies={"PVEAuthCookie": ticket}) as client:
+        response = client.get("/version")
+    assert (response.status_code, response.reason_phrase) == (401, "user 'auditor@pve' is disabled")
