@@ -13,7 +13,10 @@ from fastapi.testclient import TestClient
 
 from asset_ledger.api.app import ServiceOptions, create_app
 from asset_ledger.core import Ledger, accounts
+from tests.cli.conftest import restore_logging, run_cli
 from tests.conftest import FakeSource, add_fake_source
+
+__all__ = ["restore_logging", "run_cli"]
 
 ADMIN_PASSWORD = "admin-password-1"
 VIEWER_PASSWORD = "viewer-password-1"

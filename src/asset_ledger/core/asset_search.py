@@ -60,7 +60,16 @@ class AssetPage:
         }
 
 
+_SOURCE_COLUMNS = (
+    source.c.name.label("source_name"),
+    source.c.last_snapshot_run_id,
+    source.c.last_snapshot_at,
+)
+
+
 def _asset_view(row: Row[Any]) -> Asset:
+    # As the core's own view: a present asset was seen in its source's last snapshot.
+    current = row.status == "present" and row.last_snapshot_run_id is not None
     return Asset(
         id=row.id,
         source_id=row.source_id,
@@ -71,10 +80,10 @@ def _asset_view(row: Row[Any]) -> Asset:
         display_name=row.display_name,
         power_state=row.power_state,
         first_seen_at=row.first_seen_at,
-        last_seen_at=row.last_seen_at,
+        last_seen_at=row.last_snapshot_at if current else row.last_seen_at,
         missing_since=row.missing_since,
         first_seen_run_id=row.first_seen_run_id,
-        last_seen_run_id=row.last_seen_run_id,
+        last_seen_run_id=row.last_snapshot_run_id if current else row.last_seen_run_id,
         normalized=row.normalized,
         raw_sha256=row.raw_sha256,
     )
@@ -142,7 +151,7 @@ def search_assets(
         conditions = _conditions(filt, source_id)
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
         query = (
-            sa.select(asset, source.c.name.label("source_name"))
+            sa.select(asset, *_SOURCE_COLUMNS)
             .join(source, source.c.id == asset.c.source_id)
             .where(*conditions)
         )
@@ -204,9 +213,7 @@ def topology(
     """Clusters with their hosts and each host's guests; hosts outside a cluster and guests without a host
     are roots of their own."""
     with read_tx(engine) as conn:
-        query = sa.select(asset, source.c.name.label("source_name")).join(
-            source, source.c.id == asset.c.source_id
-        )
+        query = sa.select(asset, *_SOURCE_COLUMNS).join(source, source.c.id == asset.c.source_id)
         if source_name:
             query = query.where(sa.or_(source.c.name == source_name, source.c.id == source_name))
         if not include_missing:

@@ -1,0 +1,132 @@
+"""``asset-ledger user …``, ``asset-ledger worker`` and ``asset-ledger serve`` (a real server process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from asset_ledger.core import Ledger, Settings, accounts
+from tests.cli.conftest import LAUNCHER, REPO, Cli
+from tests.core.fake_collector import snapshot
+
+
+def test_the_first_admin_is_added_with_a_prompted_password(run_cli: Cli) -> None:
+    added = run_cli(
+        "user", "add", "root-admin", "--role", "admin", input="first-password-1\nfirst-password-1\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert "added root-admin (admin)" in added.stdout
+    assert "first-password-1" not in added.output
+    listed = run_cli("user", "list", "--json")
+    assert json.loads(listed.stdout) == [
+        {
+            "username": "root-admin",
+            "role": "admin",
+            "disabled": False,
+            "created_at": json.loads(listed.stdout)[0]["created_at"],
+        }
+    ]
+    with Ledger(Settings(data_dir=Path(run_cli.env["ASSET_LEDGER_DATA_DIR"]))) as ledger:
+        assert accounts.authenticate(ledger.engine, "root-admin", "first-password-1") is not None
+
+
+def test_user_commands_report_registered_codes(run_cli: Cli) -> None:
+    short = run_cli("user", "add", "bob", "--password-stdin", input="short\n")
+    assert short.exit_code == 3
+    assert "USER_INVALID" in short.stderr
+    assert run_cli("user", "add", "bob", "--password-stdin", input="long-enough-pw\n").exit_code == 0
+    again = run_cli("user", "add", "bob", "--password-stdin", input="long-enough-pw\n")
+    assert (again.exit_code, "USER_EXISTS" in again.stderr) == (3, True)
+    assert run_cli("user", "set", "bob", "--role", "admin").exit_code == 0
+    assert run_cli("user", "set", "bob", "--disable").exit_code != 0  # the last enabled admin
+    assert (
+        run_cli(
+            "user", "add", "carol", "--role", "admin", "--password-stdin", input="long-enough-pw\n"
+        ).exit_code
+        == 0
+    )
+    assert "bob: admin, disabled" in run_cli("user", "set", "bob", "--disable").stdout
+    assert run_cli("user", "remove", "bob").exit_code == 0
+    missing = run_cli("user", "remove", "bob")
+    assert (missing.exit_code, "USER_NOT_FOUND" in missing.stderr) == (3, True)
+
+
+def test_user_add_before_init_says_what_to_do(tmp_path: Path) -> None:
+    runner = Cli(
+        {"ASSET_LEDGER_DATA_DIR": str(tmp_path / "empty"), "ASSET_LEDGER_DATABASE_URL": ""}, tmp_path
+    )
+    result = runner("user", "add", "x", "--password-stdin", input="long-enough-pw\n")
+    assert result.exit_code == 4
+    assert "LEDGER_NOT_INITIALISED" in result.stderr
+
+
+def test_worker_once_executes_a_queued_run(run_cli: Cli) -> None:
+    run_cli.add_source()
+    run_cli.answer(snapshot([1, 2]))
+    with Ledger(Settings(data_dir=Path(run_cli.env["ASSET_LEDGER_DATA_DIR"]))) as ledger:
+        queued = ledger.create_run("lab", "collect")
+        result = run_cli("worker", "--once")
+        assert result.exit_code == 0, result.output
+        assert f"ran {queued.id}" in result.stdout
+        assert ledger.get_run(queued.id).status == "succeeded"
+    assert "nothing queued" in run_cli("worker", "--once").stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -> None:
+    assert (
+        run_cli(
+            "user", "add", "admin", "--role", "admin", "--password-stdin", input="serve-password-1\n"
+        ).exit_code
+        == 0
+    )
+    port = _free_port()
+    env = {**os.environ, **run_cli.env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    env.pop("ASSET_LEDGER_LISTEN", None)
+    server = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok", "database": "ok"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert client.get("/api/v1/me").status_code == 401
+            login = client.get("/login")
+            assert login.status_code == 200
+        # Only loopback: each socket listening on the port is bound to 127.0.0.1 (/proc/net/tcp, 0A: LISTEN).
+        listening = [
+            fields[1].split(":")[0]
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if (fields := line.split())[3] == "0A" and int(fields[1].split(":")[1], 16) == port
+        ]
+        assert listening == ["0100007F"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode()
+    assert f"Asset Ledger on http://127.0.0.1:{port}/ (worker: embedded)" in output
