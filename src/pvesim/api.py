@@ -213,6 +213,10 @@ class PveApi:
             raise ApiError(501, f"Method '{req.method} {req.path}' not implemented (not simulated by pvesim)")
         if subject is not None and subject.tokenname and not info.allowtoken:
             raise ApiError(403, f"URI '{req.path}' not available with API token, need proper ticket.")
+        params = dict(req.params)
+        ctx = Ctx(req, info, template, path_params, params, subject, self.topology.entry_node)
+        # rest_handler checks permissions on the contacted node, before proxying to the target node
+        self.check_permissions(ctx)
         node = path_params.get("node")
         target = self.topology.entry_node
         if node is not None:
@@ -229,8 +233,7 @@ class PveApi:
                 if not self.topology.nodes[node].online:
                     await asyncio.sleep(self.runtime.delays.offline)
                     raise ApiError(595, "No route to host", empty=True)
-        params = dict(req.params)
-        ctx = Ctx(req, info, template, path_params, params, subject, target)
+        ctx.node = target
         if info.protected:
             meta["protected"] = True
             async with self.runtime.protected_slot(target):
@@ -242,8 +245,7 @@ class PveApi:
         return ApiResponse(200, "OK", _json({"data": data}))
 
     async def _run(self, ctx: Ctx, handler: Handler) -> Any:
-        self.check_permissions(ctx)  # rest_handler checks permissions before the handler validates parameters
-        self.verify_parameters(ctx)
+        self.verify_parameters(ctx)  # RESTHandler::handle validates against the schema, then runs the code
         result = handler(ctx)
         if isinstance(result, Awaitable):
             return await result

@@ -677,6 +677,29 @@ class SimServer:
         status = 0
         response: ApiResponse | None = None
         fault: Fault | None = None
+        recorded = False
+
+        def record() -> None:
+            # recorded before the last byte goes out, so a client that has its answer sees it logged
+            nonlocal recorded
+            recorded = True
+            answered = fault is None or fault.kind in ("status", "slow", "wrong_type", "malformed_json")
+            rec = RequestRecord(
+                method=method,
+                path=record_path,
+                template=response.template if response else None,
+                node=node,
+                status=status if answered else 0,
+                start=start,
+                duration=time.perf_counter() - t0,
+                principal=response.principal if response else None,
+                fault=fault.kind if fault else None,
+                protected=response.protected if response else False,
+            )
+            with self._log_lock:
+                self._log.append(rec)
+            self._stats.record(rec)
+
         try:
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000.0)
@@ -694,6 +717,7 @@ class SimServer:
                 payload, ctype = fault.status_body()
                 extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
                 status = fault.status
+                record()
                 await self._write(
                     writer, fault.status, fault.status_reason(), payload, ctype, keep, extra, proto=req.proto
                 )
@@ -739,6 +763,7 @@ class SimServer:
                 else:
                     writer.close()
                 raise _Abort
+            record()
             await self._write(
                 writer,
                 response.status,
@@ -751,24 +776,9 @@ class SimServer:
             )
             return keep
         finally:
+            if not recorded:
+                record()
             self._stats.leave()
-            rec = RequestRecord(
-                method=method,
-                path=record_path,
-                template=response.template if response else None,
-                node=node,
-                status=status
-                if (fault is None or fault.kind in ("status", "slow", "wrong_type", "malformed_json"))
-                else 0,
-                start=start,
-                duration=time.perf_counter() - t0,
-                principal=response.principal if response else None,
-                fault=fault.kind if fault else None,
-                protected=response.protected if response else False,
-            )
-            with self._log_lock:
-                self._log.append(rec)
-            self._stats.record(rec)
 
     @staticmethod
     def _reset(writer: asyncio.StreamWriter) -> None:

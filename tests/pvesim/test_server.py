@@ -466,3 +466,20 @@ def test_ha_managed_guests_carry_hastate(pvesim_server: Factory) -> None:
         current = client.get(f"/nodes/{vm['node']}/qemu/{vm['vmid']}/status/current").json()["data"]
     assert {e["hastate"] for e in entries} <= {"started", "stopped"}
     assert current["ha"]["managed"] == 1
+
+
+def test_permission_is_checked_on_the_contacted_node_before_proxying(pvesim_server: Factory) -> None:
+    server = cluster(pvesim_server, offline_delay=0.0)
+    server.set_node_online("node3", False)
+    with token_client(server, "privsep") as client:
+        denied = client.get("/nodes/node3/status")
+    with token_client(server, "root") as client:
+        unreachable = client.get("/nodes/node3/status")
+        unknown = client.get("/nodes/nosuch/status")
+    assert (denied.status_code, denied.reason_phrase) == (
+        403,
+        "Permission check failed (/nodes/node3, Sys.Audit)",
+    )
+    assert (unreachable.status_code, unreachable.reason_phrase) == (595, "No route to host")
+    assert unknown.status_code == 500
+    assert unknown.reason_phrase.startswith("hostname lookup 'nosuch' failed")
