@@ -38,7 +38,7 @@ def add_pve_source(
 
 
 def _has_tokens(profile: str) -> bool:
-    major, minor = (int(p) for p in profile.split("-")[0].split(".")[:2])
+    major, minor = (int(p) for p in profile.split("-", maxsplit=1)[0].split(".")[:2])
     return (major, minor) >= (6, 2)
 
 

@@ -175,7 +175,8 @@ def test_a_fault_that_breaks_the_inventory_fails_the_run_and_changes_nothing(
     estate.server.clear_faults()
     after = estate.collect()
     assert after.status == "succeeded", after.errors
-    assert after.summary is not None and after.summary["went_missing"] == 1
+    assert after.summary is not None
+    assert after.summary["went_missing"] == 1
 
 
 @pytest.mark.parametrize(
