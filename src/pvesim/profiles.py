@@ -136,7 +136,13 @@ class Profile:
 
     @property
     def storage_plugintype(self) -> bool:
-        return self.at_least(6, 4)
+        """Code: pve-manager 77a9ce32 (2020-11-24, 6.3-1); the schema documents it from 6.4."""
+        return self.at_least(6, 3)
+
+    @property
+    def storage_shared(self) -> bool:
+        """Code: pve-manager 1ce3fa3b (2018-11-21, 5.3-1); the schema documents it only in 9.1.x."""
+        return self.at_least(5, 3)
 
     # --- §7 guests --------------------------------------------------------------------------------
     @property

@@ -229,52 +229,81 @@ class Renderer:
         return entry
 
     def _resources_all(self) -> list[tuple[str, dict[str, Any], str | None]]:
-        """Every entry once per topology generation: (kind, entry, acl path needed or None)."""
+        """Every entry once per topology generation: (kind, entry, acl path needed or None).
+
+        Order and fields as ``PVE/API2/Cluster.pm`` builds them: pools (with stats summed over running
+        members), guests sorted by vmid *as strings*, nodes in node-list order, then storages by id × node.
+        """
         gen = self.t.generation
         if self._resources_base is not None and self._resources_base[0] == gen:
             return self._resources_base[1]
         p = self.p
         out: list[tuple[str, dict[str, Any], str | None]] = []
+        pool_entries: dict[str, dict[str, Any]] = {}
         for pool in sorted(self.t.pools):
-            out.append(("pool", {"id": f"/pool/{pool}", "type": "pool", "pool": pool}, f"/pool/{pool}"))
-        for vmid in sorted(self.t.guests):
+            pool_entry: dict[str, Any] = {"id": f"/pool/{pool}", "pool": pool, "type": "pool"}
+            pool_entries[pool] = pool_entry
+            out.append(("pool", pool_entry, f"/pool/{pool}"))
+        for vmid in sorted(self.t.guests, key=str):
             g = self.t.guests[vmid]
             node = self.t.nodes[g.node]
-            out.append(("vm", self._guest_resource(g, node.online or node.rrd_fresh), f"/vms/{vmid}"))
+            entry = self._guest_resource(g, node.online or node.rrd_fresh)
+            member_of = pool_entries.get(g.pool) if g.pool else None
+            if member_of is not None and entry.get("uptime"):
+                self._add_pool_stats(member_of, entry)
+            out.append(("vm", entry, f"/vms/{vmid}"))
         for node in self.t.nodes.values():
-            entry: dict[str, Any] = {
-                "id": f"node/{node.name}",
-                "type": "node",
-                "node": node.name,
-                "status": "online" if node.online else "offline",
-                "level": node.level,
-            }
-            if p.cgroup_mode:
+            has_rrd = node.online or node.rrd_fresh
+            entry = {"id": f"node/{node.name}", "node": node.name, "type": "node", "status": "unknown"}
+            if has_rrd:
+                entry["level"] = node.level
+                entry["status"] = "online" if node.online else "offline"
+                stats = self._node_stats(node)
+                if not node.online:  # only the maxima survive in the RRD of an unreachable node
+                    stats = {k: v for k, v in stats.items() if k.startswith("max")}
+                entry.update(stats)
+            else:
+                entry["status"] = "offline"
+            if p.cgroup_mode and node.online:
                 entry["cgroup-mode"] = node.cgroup_mode
-            if node.online:
-                entry.update(self._node_stats(node))
             out.append(("node", entry, f"/nodes/{node.name}"))
-        for node in self.t.nodes.values():
-            for st in node.storages:
+        storage_ids = sorted({st.storage for node in self.t.nodes.values() for st in node.storages})
+        for sid in storage_ids:
+            for node in self.t.nodes.values():
+                st = next((x for x in node.storages if x.storage == sid), None)
+                if st is None:
+                    continue
                 entry = {
-                    "id": f"storage/{node.name}/{st.storage}",
-                    "type": "storage",
-                    "storage": st.storage,
+                    "id": f"storage/{node.name}/{sid}",
+                    "storage": sid,
                     "node": node.name,
-                    "status": "available" if node.online else "unknown",
+                    "type": "storage",
                 }
+                if p.storage_plugintype:
+                    entry["plugintype"] = st.plugintype
+                entry["status"] = "unknown"
+                if p.storage_shared:
+                    entry["shared"] = int(st.shared)
+                if p.storage_content:
+                    entry["content"] = st.content
                 if node.online:
                     entry["maxdisk"] = st.total
                     entry["disk"] = st.used
-                if p.storage_content:
-                    entry["content"] = st.content
-                if p.storage_plugintype:
-                    entry["plugintype"] = st.plugintype
-                if p.late and p.at_least(9, 1):
-                    entry["shared"] = int(st.shared)
-                out.append(("storage", entry, f"/storage/{st.storage}"))
+                    entry["status"] = "available"
+                out.append(("storage", entry, f"/storage/{sid}"))
         self._resources_base = (gen, out)
         return out
+
+    @staticmethod
+    def _add_pool_stats(pe: dict[str, Any], entry: dict[str, Any]) -> None:
+        """Pool entries sum the stats of their running members (Cluster.pm, since 2012)."""
+        pe["uptime"] = max(pe.get("uptime", 0), entry["uptime"])
+        pe["mem"] = pe.get("mem", 0) + entry["mem"]
+        pe["maxmem"] = pe.get("maxmem", 0) + entry["maxmem"]
+        cpu, maxcpu = pe.get("cpu", 0), pe.get("maxcpu", 0)
+        total = maxcpu + entry["maxcpu"]
+        pe["cpu"] = (cpu * maxcpu + entry["cpu"] * entry["maxcpu"]) / total if total else 0
+        pe["maxcpu"] = total
 
     def cluster_resources(self, subject: Subject, kind: str | None) -> list[dict[str, Any]]:
         pool_priv = "Pool.Audit" if self.p.pool_audit else "Pool.Allocate"
@@ -298,7 +327,9 @@ class Renderer:
                 if acl_path and self.perms.has(subject, acl_path, "Sys.Audit"):
                     out.append(entry)
                 else:
-                    out.append({k: entry[k] for k in ("id", "type", "node", "status", "level")})
+                    out.append(
+                        {k: v for k, v in entry.items() if k in ("id", "type", "node", "status", "level")}
+                    )
             elif (
                 entry_kind == "storage" and acl_path and self.perms.has(subject, acl_path, "Datastore.Audit")
             ):

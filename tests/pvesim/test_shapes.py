@@ -178,12 +178,23 @@ def test_resources_memhost_from_9_0(profile_server: Get) -> None:
 
 def test_resources_pool_and_storage_entries(profile_server: Get) -> None:
     entries = resources(profile_server("6.2"))
-    assert entries["/pool/prod"] == {"id": "/pool/prod", "type": "pool", "pool": "prod"}
+    assert entries["/pool/prod"] == {  # sums over the running members (here only web-100)
+        "id": "/pool/prod",
+        "type": "pool",
+        "pool": "prod",
+        "uptime": entries["qemu/100"]["uptime"],
+        "mem": entries["qemu/100"]["mem"],
+        "maxmem": entries["qemu/100"]["maxmem"],
+        "cpu": entries["qemu/100"]["cpu"],
+        "maxcpu": entries["qemu/100"]["maxcpu"],
+    }
     assert entries["qemu/100"]["pool"] == "prod"
-    storage = entries["storage/node1/local"]
+    storage = resources(profile_server("6.2"))["storage/node1/local"]
     assert "content" not in storage
     assert "plugintype" not in storage
-    storage = resources(profile_server("6.4"))["storage/node1/local"]
+    assert storage["shared"] == 0
+    assert "shared" not in resources(profile_server("5.2"))["storage/node1/local"]
+    storage = resources(profile_server("6.3"))["storage/node1/local"]
     assert storage["content"]
     assert storage["plugintype"] == "dir"
 
@@ -444,3 +455,16 @@ def test_nodes_list_has_ssl_fingerprint_of_the_server_from_5_2(profile_server: G
     nodes = {n["node"]: n for n in data(server, "/nodes")}
     assert nodes["node1"]["ssl_fingerprint"] == server.fingerprint
     assert "ssl_fingerprint" not in data(profile_server("5.1"), "/nodes")[0]
+
+
+def test_resources_order_pools_guests_as_strings_nodes_storages(
+    pvesim_server: Callable[..., SimServer],
+) -> None:
+    topo = Topology.from_dict(
+        {"nodes": ["n1", "n2"], "guests": [{"vmid": v, "node": "n1"} for v in (99999, 1000, 101, 100)]}
+    )
+    server = pvesim_server(profile="8.4", topology=topo, time_scale=0.01)
+    ids = [e["id"] for e in data(server, "/cluster/resources")]
+    assert ids[:4] == ["qemu/100", "qemu/1000", "qemu/101", "qemu/99999"]
+    assert ids[4:6] == ["node/n1", "node/n2"]
+    assert ids[6:] == ["storage/n1/local", "storage/n2/local", "storage/n1/local-lvm", "storage/n2/local-lvm"]
