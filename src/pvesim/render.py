@@ -109,21 +109,31 @@ class Renderer:
             "uptime": node.uptime,
         }
 
+    def node_entry(self, node: Node, *, with_stats: bool) -> dict[str, Any]:
+        """``API2Tools::extract_node_stats``: ``level`` and maxima need RRD data (fresh < 5 min), current
+        values need the node online, stats need ``Sys.Audit``."""
+        entry: dict[str, Any] = {"id": f"node/{node.name}", "node": node.name, "type": "node"}
+        if node.online or node.rrd_fresh:
+            entry["status"] = "online" if node.online else "offline"
+            entry["level"] = node.level
+            if with_stats:
+                stats = self._node_stats(node)
+                entry.update(
+                    stats if node.online else {k: v for k, v in stats.items() if k.startswith("max")}
+                )
+        else:
+            entry["status"] = "offline"
+        return entry
+
     def nodes(self, subject: Subject, local_fingerprint: str) -> list[dict[str, Any]]:
         out = []
         for node in self.t.nodes.values():
-            entry: dict[str, Any] = {
-                "id": f"node/{node.name}",
-                "node": node.name,
-                "type": "node",
-                "status": "online" if node.online else "offline",
-                "level": node.level,
-            }
+            entry = self.node_entry(
+                node, with_stats=self.perms.has(subject, f"/nodes/{node.name}", "Sys.Audit")
+            )
             if self.p.ssl_fingerprint:
                 fingerprint = local_fingerprint if node.name == self.t.entry_node else node.ssl_fingerprint
                 entry["ssl_fingerprint"] = fingerprint or node.ssl_fingerprint
-            if node.online and self.perms.has(subject, f"/nodes/{node.name}", "Sys.Audit"):
-                entry.update(self._node_stats(node))
             out.append(entry)
         return out
 
@@ -253,17 +263,7 @@ class Renderer:
                 self._add_pool_stats(member_of, entry)
             out.append(("vm", entry, f"/vms/{vmid}"))
         for node in self.t.nodes.values():
-            has_rrd = node.online or node.rrd_fresh
-            entry = {"id": f"node/{node.name}", "node": node.name, "type": "node", "status": "unknown"}
-            if has_rrd:
-                entry["level"] = node.level
-                entry["status"] = "online" if node.online else "offline"
-                stats = self._node_stats(node)
-                if not node.online:  # only the maxima survive in the RRD of an unreachable node
-                    stats = {k: v for k, v in stats.items() if k.startswith("max")}
-                entry.update(stats)
-            else:
-                entry["status"] = "offline"
+            entry = self.node_entry(node, with_stats=True)
             if p.cgroup_mode and node.online:
                 entry["cgroup-mode"] = node.cgroup_mode
             out.append(("node", entry, f"/nodes/{node.name}"))
