@@ -700,6 +700,13 @@ class Ledger:
             return self._apply(run_id, src, response, guarded=True, secrets=secrets)
         except LedgerError as exc:
             return _Outcome("failed", [redact(exc.as_error(), secrets)])
+        except SQLAlchemyError as exc:
+            # The database failed mid-run (connection killed, disk full, read-only): the snapshot's
+            # transaction rolled back; the run says why, if the database lets us record it.
+            message = (
+                f"the database failed while the run was applied ({ingest.db_reason(exc)}); nothing changed"
+            )
+            return _Outcome("failed", [error_entry("STORAGE_UNAVAILABLE", redact(message, secrets))])
 
     def _guard(self, src: Row[Any]) -> ingest.Guard:
         share = src.missing_guard_share
