@@ -34,6 +34,9 @@ class Service:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return TestClient(self.app, base_url=BASE_URL, headers=headers, follow_redirects=False)
 
+    def ledger_users(self) -> list[accounts.User]:
+        return accounts.list_users(self.ledger.engine)
+
     def browser(self, username: str, password: str) -> TestClient:
         """A client signed in through the login form, as a browser would be."""
         client = self.client()

@@ -329,3 +329,74 @@ def test_no_page_or_api_response_contains_a_secret(service: Service, lab: FakeSo
     assert all(ADMIN_PASSWORD not in body for body in bodies)
     assert all(service.admin_token not in body for body in bodies)
     assert all("$argon2" not in body for body in bodies)
+
+
+ADMIN_FORMS = [
+    "/sources/new",
+    "/sources/{source}/edit",
+    "/sources/{source}/delete",
+    "/sources/{source}/runs",
+    "/runs/{run_id}/confirm",
+    "/users",
+    "/users/{user_id}",
+]
+
+
+def test_admin_forms_refuse_anonymous_and_viewers_and_change_nothing(
+    service: Service, lab: FakeSource
+) -> None:
+    run = lab.collect(snapshot([1]))
+    victor = next(u for u in service.ledger_users() if u.username == "victor")
+    viewer = service.browser("victor", VIEWER_PASSWORD)
+    csrf = form_csrf(viewer.get("/sources").text)
+    for template in ADMIN_FORMS:
+        path = template.format(source=lab.source.id, run_id=run.id, user_id=victor.id)
+        data = {"csrf_token": csrf, "mode": "collect", "role": "admin", "name": "x", "endpoint": "https://x"}
+        anonymous = service.client().post(path, data=data)
+        assert anonymous.status_code == 401, path
+        assert "AUTH_REQUIRED" in anonymous.text
+        refused = viewer.post(path, data=data)
+        assert refused.status_code == 403, path
+        assert "AUTH_FORBIDDEN" in refused.text
+    assert [s.name for s in service.ledger.list_sources()] == ["lab"]
+    assert service.ledger.list_runs().total == 1
+    assert next(u for u in service.ledger_users() if u.username == "victor").role == "viewer"
+
+
+def test_admins_manage_users_on_the_users_page(service: Service) -> None:
+    admin = service.browser("alice", ADMIN_PASSWORD)
+    csrf = form_csrf(admin.get("/users").text)
+    short = admin.post(
+        "/users", data={"csrf_token": csrf, "username": "dora", "password": "short", "role": "viewer"}
+    )
+    assert short.status_code == 400
+    assert "at least 10 characters" in short.text
+    added = admin.post(
+        "/users",
+        data={"csrf_token": csrf, "username": "dora", "password": "dora-password-1", "role": "viewer"},
+    )
+    assert added.status_code == 303
+    dora = next(u for u in service.ledger_users() if u.username == "dora")
+    saved = admin.post(f"/users/{dora.id}", data={"csrf_token": csrf, "role": "admin"})
+    assert saved.status_code == 303
+    assert next(u for u in service.ledger_users() if u.username == "dora").role == "admin"
+    assert "The user was saved." in admin.get(saved.headers["location"]).text
+    assert "dora-password-1" not in admin.get("/users").text
+
+
+def test_tokens_page_shows_a_new_token_once(service: Service) -> None:
+    viewer = service.browser("victor", VIEWER_PASSWORD)
+    csrf = form_csrf(viewer.get("/account").text)
+    created = viewer.post("/account/tokens", data={"csrf_token": csrf, "name": "laptop"})
+    assert created.status_code == 201
+    token = re.search(r'<code id="new-token">(alt_[^<]+)</code>', created.text)
+    assert token
+    assert service.client(token.group(1)).get("/api/v1/me").json()["username"] == "victor"
+    listing = viewer.get("/account").text
+    assert "laptop" in listing
+    assert token.group(1) not in listing
+    token_id = re.search(r'laptop</td>.*?action="/account/tokens/([^/]+)/revoke"', listing, re.DOTALL)
+    assert token_id
+    revoked = viewer.post(f"/account/tokens/{token_id.group(1)}/revoke", data={"csrf_token": csrf})
+    assert revoked.status_code == 303
+    assert service.client(token.group(1)).get("/api/v1/me").status_code == 401

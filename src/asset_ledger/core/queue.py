@@ -244,6 +244,18 @@ class Worker:
                     },
                 )
                 busy = False
+            except Exception as exc:
+                # The core has already ended the run as failed; the worker lives on. Only the type is
+                # logged: an exception's text may quote a credential.
+                log.error(
+                    "worker.round_failed",
+                    extra={
+                        "event": "worker.round_failed",
+                        "code": "INTERNAL_ERROR",
+                        "reason": type(exc).__name__,
+                    },
+                )
+                busy = False
             if not busy:
                 self.stop_event.wait(self.poll_s)
         log.info("worker.stopped", extra={"event": "worker.stopped", "owner": self.owner})
