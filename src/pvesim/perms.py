@@ -9,6 +9,7 @@ everything, and a privilege-separated token gets the intersection of its own ACL
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pvesim.profiles import Profile
@@ -19,7 +20,8 @@ _GROUPS = ("root", "admin", "user", "audit")
 
 
 def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
-    """``$privgroups`` of the release: category -> level -> privileges."""
+    """``$privgroups`` of the release (``AccessControl.pm`` of pve-access-control stable-5 … master)."""
+    nine = profile.guest_agent_privs
     vm_admin = [
         "VM.Config.Disk",
         "VM.Config.CPU",
@@ -29,31 +31,42 @@ def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
         "VM.Config.Options",
         "VM.Allocate",
         "VM.Clone",
+        *(["VM.GuestAgent.Unrestricted"] if nine else []),
         "VM.Migrate",
+        *([] if nine else ["VM.Monitor"]),
+        *(["VM.Replicate"] if nine else []),
         "VM.Snapshot",
         "VM.Snapshot.Rollback",
     ]
-    vm_user = ["VM.Config.CDROM", "VM.Console", "VM.Backup", "VM.PowerMgmt"]
-    vm_audit = ["VM.Audit"]
-    if profile.guest_agent_privs:
-        vm_admin += [
-            "VM.GuestAgent.FileRead",
-            "VM.GuestAgent.FileWrite",
-            "VM.GuestAgent.FileSystemMgmt",
-            "VM.GuestAgent.Unrestricted",
-            "VM.Replicate",
-        ]
-        vm_audit.append("VM.GuestAgent.Audit")
-    else:
-        vm_admin.append("VM.Monitor")
-    if profile.at_least(5, 2):
-        vm_user.append("VM.Config.Cloudinit")
+    vm_user = [
+        "VM.Config.CDROM",
+        *(["VM.Config.Cloudinit"] if profile.at_least(6, 0) else []),
+        "VM.Console",
+        "VM.Backup",
+        *(
+            ["VM.GuestAgent.FileRead", "VM.GuestAgent.FileSystemMgmt", "VM.GuestAgent.FileWrite"]
+            if nine
+            else []
+        ),
+        "VM.PowerMgmt",
+    ]
+    vm_audit = ["VM.Audit", *(["VM.GuestAgent.Audit"] if nine else [])]
+    sys_root = ["Sys.PowerMgmt", "Sys.Modify"]
+    if profile.at_least(7, 3):
+        sys_root.append("Sys.Incoming")  # 881dce1, 2022-09
+    if profile.at_least(8, 2):
+        sys_root.append("Sys.AccessNetwork")  # 36c1814, 2024-02
     groups: dict[str, dict[str, list[str]]] = {
-        "VM": {"root": [], "admin": vm_admin, "user": vm_user, "audit": vm_audit},
+        "VM": {
+            "root": [],
+            "admin": vm_admin,
+            "user": vm_user,
+            "audit": vm_audit,
+        },
         "Sys": {
-            "root": ["Sys.PowerMgmt", "Sys.Modify"] + (["Sys.Incoming"] if profile.at_least(7, 1) else []),
-            "admin": ["Permissions.Modify", "Sys.Console", "Sys.Syslog"]
-            + (["Sys.AccessNetwork"] if profile.at_least(8, 1) else []),
+            "root": sys_root,
+            "admin": ([] if profile.at_least(8, 0) else ["Permissions.Modify"])
+            + ["Sys.Console", "Sys.Syslog"],
             "user": [],
             "audit": ["Sys.Audit"],
         },
@@ -72,14 +85,17 @@ def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
         "Pool": {
             "root": [],
             "admin": ["Pool.Allocate"],
-            "user": [],
+            "user": ["Pool.Audit"] if profile.pool_audit else [],
             "audit": ["Pool.Audit"] if profile.pool_audit else [],
         },
     }
     if profile.at_least(6, 2):
-        groups["SDN"] = {"root": [], "admin": ["SDN.Allocate"], "user": [], "audit": ["SDN.Audit"]}
-        if profile.at_least(8, 0):
-            groups["SDN"]["user"] = ["SDN.Use"]
+        groups["SDN"] = {
+            "root": [],
+            "admin": ["SDN.Allocate", "SDN.Audit"],
+            "user": ["SDN.Use"] if profile.at_least(8, 0) else [],
+            "audit": ["SDN.Audit"],
+        }
     if profile.at_least(8, 0):
         groups["Mapping"] = {
             "root": [],
@@ -91,39 +107,28 @@ def privilege_groups(profile: Profile) -> dict[str, dict[str, list[str]]]:
 
 
 def all_privileges(profile: Profile) -> frozenset[str]:
-    return frozenset(p for cat in privilege_groups(profile).values() for level in cat.values() for p in level)
+    """``$valid_privs``: every grouped privilege (plus ``Permissions.Modify``, ungrouped from 8.0)."""
+    privs = {p for cat in privilege_groups(profile).values() for level in cat.values() for p in level}
+    privs.add("Permissions.Modify")
+    return frozenset(privs)
 
 
 def builtin_roles(profile: Profile) -> dict[str, frozenset[str]]:
-    """Built-in roles of the release (``AccessControl.pm`` ``$special_roles`` and generated PVE* roles)."""
-    groups = privilege_groups(profile)
-
-    def levels(cat: str, *names: str) -> set[str]:
-        return {p for n in names for p in groups.get(cat, {}).get(n, [])}
-
-    everything = all_privileges(profile)
-    roles: dict[str, set[str]] = {
-        "NoAccess": set(),
-        "Administrator": set(everything),
-        "PVEAdmin": {p for cat in groups for p in levels(cat, "admin", "user", "audit")},
-        "PVEAuditor": {p for cat in groups for p in levels(cat, "audit")},
-        "PVEVMAdmin": levels("VM", "admin", "user", "audit"),
-        "PVEVMUser": levels("VM", "user", "audit"),
-        "PVESysAdmin": levels("Sys", "admin", "user", "audit"),
-        "PVEUserAdmin": levels("User", "admin", "user", "audit"),
-        "PVEPoolAdmin": levels("Pool", "admin", "user", "audit"),
-        "PVEDatastoreAdmin": levels("Datastore", "admin", "user", "audit"),
-        "PVEDatastoreUser": levels("Datastore", "user", "audit"),
-        "PVETemplateUser": {"VM.Clone", "VM.Audit"},
-    }
-    if profile.pool_audit:
-        roles["PVEPoolUser"] = {"Pool.Audit"}
-    if "SDN" in groups:
-        roles["PVESDNAdmin"] = levels("SDN", "admin", "user", "audit")
-    if "Mapping" in groups:
-        roles["PVEMappingAdmin"] = levels("Mapping", "admin", "user", "audit")
-        roles["PVEMappingUser"] = levels("Mapping", "user", "audit")
-    # PVEAdmin does not get the root-only Sys.Modify etc.; VM.Monitor lives in the VM admin group (≤8.x)
+    """``create_roles``: NoAccess, Administrator, PVEAdmin, PVEAuditor, PVE<cat>Admin, PVE<cat>User, …"""
+    roles: dict[str, set[str]] = {"NoAccess": set(), "Administrator": set(all_privileges(profile))}
+    admin: set[str] = set()
+    auditor: set[str] = set()
+    for cat, levels in privilege_groups(profile).items():
+        grouped = set(levels["admin"]) | set(levels["user"]) | set(levels["audit"])
+        roles[f"PVE{cat}Admin"] = grouped
+        admin |= grouped
+        if levels["user"]:
+            roles[f"PVE{cat}User"] = set(levels["user"]) | set(levels["audit"])
+        auditor |= set(levels["audit"])
+    admin.discard("Mapping.Modify")  # only Administrator, root@pam and PVEMappingAdmin (8.x)
+    roles["PVEAdmin"] = admin
+    roles["PVEAuditor"] = auditor
+    roles["PVETemplateUser"] = {"VM.Clone", "VM.Audit"}
     return {name: frozenset(privs) for name, privs in roles.items()}
 
 
@@ -173,14 +178,13 @@ class PermissionEngine:
         return frozenset(out)
 
     def _roles_for(self, ugid: str, groups: list[str], path: str) -> dict[str, bool]:
-        """role -> propagate for one user/token id on ``path`` (``AccessControl.pm`` ``roles``)."""
+        """role -> propagate for one user/token id on ``path``.
+
+        ``AccessControl.pm`` ``roles`` (the most specific level with an applicable entry wins, user
+        entries over group entries) plus ``RPCEnvironment.pm`` ``compile_acl_path`` for pool members: the
+        pool's roles are added without propagation unless the path has NoAccess; a pool NoAccess wins.
+        """
         roles: dict[str, bool] = {}
-        if path.startswith("/vms/"):
-            vmid_s = path[5:]
-            if vmid_s.isdigit():
-                guest = self.topology.guests.get(int(vmid_s))
-                if guest is not None and guest.pool:
-                    roles = self._roles_for(ugid, groups, f"/pool/{guest.pool}")
         levels = ["/"]
         parts = [p for p in path.split("/") if p]
         for i in range(len(parts)):
@@ -196,6 +200,16 @@ class PermissionEngine:
             new = {r: p for u, r, p in entries if u.startswith("@") and u[1:] in groups and (final or p)}
             if new:
                 roles = new
+        if "NoAccess" in roles:
+            return {"NoAccess": roles["NoAccess"]}
+        if path.startswith("/vms/") and path[5:].isdigit():
+            guest = self.topology.guests.get(int(path[5:]))
+            if guest is not None and guest.pool:
+                pool_roles = self._roles_for(ugid, groups, f"/pool/{guest.pool}")
+                if "NoAccess" in pool_roles:
+                    return {"NoAccess": False}
+                for role in pool_roles:
+                    roles.setdefault(role, False)
         return roles
 
     def _acl_index(self) -> dict[str, list[tuple[str, str, bool]]]:
@@ -287,26 +301,37 @@ class PermissionEngine:
         return out
 
     def cap(self, subject: Subject) -> dict[str, dict[str, int]]:
-        """The ``cap`` map of a ticket response (``compute_api_permission``): category -> privilege -> 1."""
-        categories = {
-            "vms": ("/vms", ("VM.",)),
-            "storage": ("/storage", ("Datastore.",)),
-            "access": ("/access/groups", ("User.", "Group.", "Permissions.", "Realm.")),
-            "nodes": ("/nodes", ("Sys.",)),
-            "dc": ("/", ("Sys.Audit", "Sys.Modify", "Pool.", "SDN.")),
+        """The ``cap`` map of a ticket response (``RPCEnvironment.pm`` ``compute_api_permission``)."""
+        patterns: dict[str, tuple[str, ...]] = {
+            "vms": ("VM.", "Permissions.Modify"),
+            "access": ("User.", "Group.", "Permissions.Modify"),
+            "storage": ("Datastore.", "Permissions.Modify"),
+            "nodes": ("Sys.", "Permissions.Modify"),
+            "dc": ("Sys.Audit", "Sys.Modify", "SDN."),
         }
+        required = ["/", "/nodes", "/access/groups", "/vms", "/storage"]
         if self.profile.at_least(6, 2):
-            categories["sdn"] = ("/sdn", ("SDN.",))
-        acl_paths = {entry.path for entry in self.topology.acl}
-        out: dict[str, dict[str, int]] = {}
-        for category, (root, prefixes) in categories.items():
-            candidates = {root} | {p for p in acl_paths if p.startswith(root + "/") or (root == "/")}
-            if category == "vms":
-                candidates |= {f"/pool/{pool}" for pool in self.topology.pools}
-            privs: dict[str, int] = {}
-            for path in candidates:
-                for priv in self.permissions(subject, path):
-                    if priv.startswith(prefixes):
-                        privs[priv] = 1
-            out[category] = dict(sorted(privs.items()))
-        return out
+            patterns["sdn"] = ("SDN.", "Permissions.Modify")
+            required.append("/sdn")
+        if self.profile.at_least(8, 0):
+            patterns["mapping"] = ("Mapping.", "Permissions.Modify")
+            required.append("/mapping")
+        out: dict[str, dict[str, int]] = {category: {} for category in patterns}
+        for path in dict.fromkeys([*required, *(entry.path for entry in self.topology.acl)]):
+            privs = self.permissions(subject, path)
+            match = re.match(r"^/(\w+)", path)
+            toplevel = match.group(1) if match else "dc"
+            if toplevel == "pool":
+                for priv in privs:
+                    if priv.startswith("VM."):
+                        out["vms"][priv] = 1
+                    elif priv.startswith("Datastore."):
+                        out["storage"][priv] = 1
+                    elif priv == "Permissions.Modify":
+                        out["storage"][priv] = 1
+                        out["vms"][priv] = 1
+            elif toplevel in patterns:
+                for priv in privs:
+                    if priv.startswith(patterns[toplevel]):
+                        out[toplevel][priv] = 1
+        return {category: dict(sorted(privs.items())) for category, privs in out.items()}
