@@ -415,7 +415,7 @@ class PveApi:
         params = ctx.params
         username = str(params.get("username", ""))
         realm = params.get("realm")
-        if realm and "@" not in username:
+        if realm:  # appended unconditionally, as create_ticket does ("root@pam" + realm ⇒ no such user)
             username = f"{username}@{realm}"
         password = str(params.get("password", ""))
         now = int(self.runtime.now())
@@ -458,12 +458,15 @@ class PveApi:
                         raise failure
                     return self._ticket_data(user)
                 challenge_json = '{"totp":true}' if self.profile.tfa_style == "challenge" else ""
-                return {
+                half: dict[str, Any] = {
                     "username": username,
                     "ticket": self.signer.tfa_ticket(username, now, challenge_json),
                     "CSRFPreventionToken": self.signer.csrf_token(username, now),
                     "NeedTFA": 1,
                 }
+                if self.topology.cluster_name and self.perms.has(Subject(user), "/", "Sys.Audit"):
+                    half["clustername"] = self.topology.cluster_name
+                return half
             return self._ticket_data(user)
 
     def _ticket_data(self, user: Any) -> dict[str, Any]:

@@ -253,3 +253,11 @@ def test_ticket_of_a_disabled_user(pvesim_server: Factory) -> None:
     with raw_client(server, cookies={"PVEAuthCookie": ticket}) as client:
         response = client.get("/version")
     assert (response.status_code, response.reason_phrase) == (401, "user 'auditor@pve' is disabled")
+
+
+def test_realm_parameter_is_appended_even_to_a_full_user_id(pvesim_server: Factory) -> None:
+    server = small(pvesim_server)
+    cred = server.credentials("root", auth="user_password")
+    with raw_client(server) as client:
+        response = client.post("/access/ticket", data={**cred, "realm": "pam"})
+    assert (response.status_code, response.reason_phrase) == (401, "authentication failure")
