@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any
 
-from benchmarks import bound
 from benchmarks.common import Row, fmt_ms, fmt_s, median, percentile
 from benchmarks.scenarios import WORKERS, Scenario, SimProcess
+
+from benchmarks import bound
 
 TARGET_RATIO = 1.25
 #: pvesim's own time per request must stay well below the 20 ms it adds on purpose.
@@ -44,15 +46,18 @@ def collect_once(sim: SimProcess, parallel: int) -> dict[str, Any]:
 
     sim.reset()
     cpu0 = sim.cpu_seconds()
-    start = time.perf_counter()
+    start, client0 = time.perf_counter(), time.process_time()
     response = asyncio.run(PveCollector().run(sim.request(parallel), progress))
     wall = time.perf_counter() - start
+    client_cpu = time.process_time() - client0
     sim_cpu = sim.cpu_seconds() - cpu0
     if response["errors"]:
         raise RuntimeError(f"collect failed: {response['errors'][:2]}")
     return {
         "wall_s": wall,
         "sim_cpu_s": sim_cpu,
+        "client_cpu_s": client_cpu,
+        "loadavg_1m": os.getloadavg()[0],
         "response": response,
         "log": sim.request_log(),
         "events": events,
@@ -106,7 +111,7 @@ def run(
     repeat: int,
     agent_delay: float | None,
     latency_ms: float,
-    single_run_above_s: float = 120.0,
+    single_run_above_s: float = 60.0,
     skip: tuple[tuple[str, int], ...] = (),
     log_progress: Any = print,
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -132,11 +137,15 @@ def run(
                     sim.plan, latency_s=latency_s, agent_delay_s=delay, workers=WORKERS, parallel=parallel
                 )
                 walls: list[float] = []
+                cpus: list[float] = []
+                loads: list[float] = []
                 runs = repeat
                 i = 0
                 while i < runs:
                     result = collect_once(sim, parallel)
                     walls.append(result["wall_s"])
+                    cpus.append(result["client_cpu_s"] / max(1, len(result["log"])))
+                    loads.append(result["loadavg_1m"])
                     log_progress(
                         f"  collect {scenario.name} max_parallel_nodes={parallel} run {i + 1}: "
                         f"{result['wall_s']:.2f} s (bound {model['bound_s']:.2f} s)"
@@ -163,6 +172,8 @@ def run(
                     "walls_s": walls,
                     **model,
                     "ratio": ratio,
+                    "client_cpu_per_request_s": median(cpus),
+                    "loadavg_1m": loads,
                 }
                 scaling[scenario.name]["points"].append(point)
                 targeted = parallel in (5, 16)
@@ -174,6 +185,10 @@ def run(
                         f"{fmt_s(wall)} (bound {fmt_s(model['bound_s'])}, n={len(walls)})",
                         ratio,
                         (ratio <= TARGET_RATIO) if targeted else None,
+                        note=(
+                            f"collector CPU {median(cpus) * 1000:.2f} ms/request; "
+                            f"1-min load average {', '.join(f'{x:.1f}' for x in loads)}"
+                        ),
                         data=point,
                     )
                 )
