@@ -515,8 +515,11 @@ class Ledger:
         )
 
     @_storage_errors
-    def create_run(self, ref: str, mode: str, *, trigger: str = "manual") -> Run:
-        """Queue a run; ``RUN_ALREADY_ACTIVE`` while another run of the source is queued or running."""
+    def create_run(self, ref: str, mode: str, *, trigger: str = "manual", owner: str | None = None) -> Run:
+        """Queue a run; ``RUN_ALREADY_ACTIVE`` while another run of the source is queued or running.
+
+        ``owner`` claims the run for a process at once (workers leave it alone, and it is failed as
+        abandoned as soon as that process is gone); without it the run waits for a worker."""
         if mode not in RUN_MODES:
             raise LedgerError("REQUEST_INVALID", f"mode {mode!r} is not one of {', '.join(RUN_MODES)}")
         if trigger not in RUN_TRIGGERS:
@@ -547,6 +550,7 @@ class Ledger:
                         trigger=trigger,
                         created_at=now,
                         heartbeat_at=now,
+                        owner=owner,
                         errors=[],
                         warnings=[],
                     )
@@ -590,7 +594,9 @@ class Ledger:
         self, ref: str, mode: str, *, progress: ProgressCallback | None = None, trigger: str = "manual"
     ) -> Run:
         """Queue a run and execute it in this process."""
-        queued = self.create_run(ref, mode, trigger=trigger)
+        # Claimed by this process from the start: if it dies before executing, the run is not left queued
+        # blocking the source until its lease runs out.
+        queued = self.create_run(ref, mode, trigger=trigger, owner=f"{HOST}:{os.getpid()}")
         return self.execute_run(queued.id, progress=progress)
 
     @_storage_errors
