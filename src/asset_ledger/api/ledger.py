@@ -6,6 +6,7 @@ snapshots. Runs are queued here and executed by a worker (``asset-ledger serve``
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -33,10 +34,17 @@ def check_tls_acknowledged(config: dict[str, Any] | None, acknowledged: bool) ->
         raise LedgerError("SOURCE_CONFIG_INVALID", TLS_RISK, context={"fields": ["config.tls_verify"]})
 
 
-def source_json(request: Request, view: Source) -> dict[str, Any]:
+def source_json(
+    request: Request,
+    view: Source,
+    latest: dict[str, dict[str, dict[str, Any]]] | None = None,
+    due: dict[str, datetime] | None = None,
+) -> dict[str, Any]:
+    """A source with the newest run of each mode and when its next scheduled collect is due."""
     engine = engine_of(request)
-    latest = queue.latest_runs(engine).get(view.id, {})
-    due = queue.next_scheduled(engine).get(view.id)
+    latest = queue.latest_runs(engine) if latest is None else latest
+    due = queue.next_scheduled(engine) if due is None else due
+    next_at = due.get(view.id)
     return {
         **view.to_dict(),
         "last_runs": {
@@ -45,9 +53,9 @@ def source_json(request: Request, view: Source) -> dict[str, Any]:
                 "created_at": r["created_at"].isoformat(),
                 "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
             }
-            for mode, r in latest.items()
+            for mode, r in latest.get(view.id, {}).items()
         },
-        "next_scheduled_at": due.isoformat() if due else None,
+        "next_scheduled_at": next_at.isoformat() if next_at else None,
     }
 
 
@@ -81,7 +89,9 @@ class RunCreate(BaseModel):
 
 @router.get("/sources")
 def list_sources(request: Request, _: Viewer) -> dict[str, Any]:
-    return {"items": [source_json(request, s) for s in ledger_of(request).list_sources()]}
+    engine = engine_of(request)
+    latest, due = queue.latest_runs(engine), queue.next_scheduled(engine)
+    return {"items": [source_json(request, s, latest, due) for s in ledger_of(request).list_sources()]}
 
 
 @router.post("/sources", status_code=201)
