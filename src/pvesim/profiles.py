@@ -9,6 +9,7 @@ point-release updates that changed behaviour inside a minor release.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Profile:
     apidata: str  #: snapshot name in ``data/apidata.json``
     late: bool = False  #: late point-release updates (unified auth error text, §2a)
 
-    @property
+    @cached_property
     def major_minor(self) -> tuple[int, int]:
         base = self.name.split("-")[0]
         major, minor = base.split(".")

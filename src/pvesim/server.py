@@ -652,7 +652,8 @@ class SimServer:
             return body, []
         packed = self._gzip_cache.get(body)
         if packed is None:
-            packed = gzip.compress(body, compresslevel=6, mtime=0)
+            # memGzip uses zlib's default level; large bodies use level 1 so the simulator stays fast
+            packed = gzip.compress(body, compresslevel=6 if len(body) < 262144 else 1, mtime=0)
             if len(body) >= 65536:
                 if len(self._gzip_cache) >= 8:
                     self._gzip_cache.pop(next(iter(self._gzip_cache)))
