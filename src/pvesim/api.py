@@ -620,8 +620,8 @@ class PveApi:
         return await self._agent(ctx, str(ctx.params.get("command", "")))
 
     async def _agent(self, ctx: Ctx, command: str) -> Any:
-        """``assert_agent_available`` then the QGA command (qemu-server ``Agent.pm``)."""
-        legacy = self.profile.agent_error_case_legacy
+        """``agent_available``, then the QGA command (qemu-server ``Agent.pm``; ``API2/Qemu.pm`` ≤5.1)."""
+        legacy = self.profile.agent_legacy_texts
         with self.topology.lock:
             guest = self._guest(ctx, "qemu")
             configured = guest.agent is not None
@@ -631,13 +631,13 @@ class PveApi:
             mode = guest.agent_mode
         vmid = guest.vmid
         if not configured:
-            raise ApiError(
-                500, "No Qemu guest agent configured" if legacy else "No QEMU guest agent configured"
-            )
+            raise ApiError(500, "No Qemu Guest Agent" if legacy else "No QEMU guest agent configured")
         if not alive:
-            raise ApiError(500, f"VM {vmid} not running" if legacy else f"VM {vmid} is not running")
+            raise ApiError(500, f"VM {vmid} is not running")
         if not ping_ok:
             await asyncio.sleep(self.runtime.delays.agent)
+            if legacy:  # no guest-ping yet: the command itself runs into the QMP timeout
+                raise ApiError(500, f"VM {vmid} qmp command 'guest-{command}' failed - got timeout")
             raise ApiError(500, "QEMU guest agent is not running")
         if mode == "timeout":
             await asyncio.sleep(self.runtime.delays.agent)

@@ -193,8 +193,10 @@ class Profile:
         return self.at_least(5, 2)
 
     @property
-    def agent_error_case_legacy(self) -> bool:
-        """``No Qemu guest agent configured`` (before qemu-server 804fffdf, 2018-07 ⇒ ≤5.2)."""
+    def agent_legacy_texts(self) -> bool:
+        """≤5.2: ``No Qemu Guest Agent`` and no guest-ping pre-check, a dead agent times out instead
+        (qemu-server 87f5df81 "check if qga service is running" 2018-05 and 804fffdf letter case 2018-07,
+        both after the 5.2 release)."""
         return not self.at_least(5, 3)
 
     @property

@@ -401,7 +401,20 @@ def test_agent_vm_not_running(pvesim_server: Callable[..., SimServer]) -> None:
     assert (response.status_code, response.reason_phrase) == (500, "VM 100 is not running")
     old = pvesim_server(profile="5.1", topology=topo, time_scale=0.01)
     response = agent(old, 100)
-    assert (response.status_code, response.reason_phrase) == (500, "VM 100 not running")
+    assert (response.status_code, response.reason_phrase) == (500, "VM 100 is not running")
+
+
+@pytest.mark.parametrize(
+    ("vmid", "reason"),
+    [
+        (105, "No Qemu Guest Agent"),
+        (106, "VM 106 qmp command 'guest-network-get-interfaces' failed - got timeout"),
+    ],
+)
+def test_agent_texts_before_5_3(profile_server: Get, vmid: int, reason: str) -> None:
+    for profile in ("5.0", "5.2"):
+        response = agent(profile_server(profile), vmid)
+        assert (response.status_code, response.reason_phrase) == (500, reason)
 
 
 def test_agent_qga_error_inside_http_200(profile_server: Get) -> None:
