@@ -727,6 +727,26 @@ class Ledger:
         """Apply a snapshot and end the run in the same transaction (all of it lands, or none)."""
         now = _now()
         with self._write() as conn:
+            # The run must still be this process's: a run failed as abandoned while its process stalled
+            # (lease expired) may already have a newer run after it, which a late snapshot must not undo.
+            current = conn.execute(
+                sa.select(run.c.status, run.c.owner).where(run.c.id == run_id).with_for_update()
+            ).first()
+            if current is None or current.status != "running" or current.owner != f"{HOST}:{os.getpid()}":
+                log.warning(
+                    "run.snapshot_discarded",
+                    extra={"event": "run.snapshot_discarded", "run_id": run_id, "source_id": src.id},
+                )
+                return _Outcome(
+                    "failed",
+                    [
+                        error_entry(
+                            "RUN_ABANDONED",
+                            f"run {run_id} was ended by another process while it collected; "
+                            "its snapshot was discarded",
+                        )
+                    ],
+                )
             result = ingest.apply_snapshot(
                 conn,
                 source_id=src.id,
