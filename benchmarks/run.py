@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-l-p1", action="store_true", help="leave out L at max_parallel_nodes=1 (~6 min)"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other figures of an existing latest.json (replace only the figures run now)",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     started = time.perf_counter()
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 skip=(("L", 1),) if args.skip_l_p1 else (),
                 log_progress=log,
             )
-            rows.extend(got)
+            rows.extend(r for r in got if r.figure in only)
             details["collect"] = {"scaling": scaling}
             why = plot(scaling, args.out / "collect-scaling.png")
             details["collect"]["plot"] = why or str(args.out / "collect-scaling.png")
@@ -237,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         meta["errors"].append(f"figures without a row: {', '.join(missing)}")
 
+    previous = args.out / "latest.json"
+    if args.merge and previous.exists():
+        old = json.loads(previous.read_text("utf-8"))
+        kept = [Row(**r) for r in old["rows"] if r["figure"] not in only]
+        rows = sorted(kept + rows, key=lambda r: order.get(r.figure, 99))
+        details = {**old.get("details", {}), **details}
+        runs = [*old["meta"].get("runs", [old["meta"]]), {k: v for k, v in meta.items() if k != "runs"}]
+        meta = {**meta, "runs": runs, "duration_s": sum(r.get("duration_s", 0.0) for r in runs)}
+        meta["figures"] = {**old["meta"].get("figures", {}), **meta["figures"]}
+        meta["errors"] = [e for r in runs for e in r.get("errors", [])]
     print(table(rows))
     for error in meta["errors"]:
         print(f"BROKEN: {error}")
