@@ -244,3 +244,42 @@ def test_cli_serve_starts_prints_credentials_and_answers(tmp_path: Path) -> None
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "stopped" in out
+
+
+def test_module_scoped_fixture_shares_one_server(pvesim_module_server: Callable[..., SimServer]) -> None:
+    first = pvesim_module_server(profile="7.4", topology=Topology.generate(seed=8, nodes=1, qemu=1, lxc=0))
+    with token_client(first) as client:
+        assert client.get("/version").json()["data"]["version"] == "7.4-16"
+
+
+def test_cli_serve_with_a_topology_file(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(EXAMPLE, encoding="utf-8")
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pvesim.cli",
+        "serve",
+        "--profile",
+        "9.0",
+        "--port",
+        str(port),
+        "--topology",
+        str(path),
+        "--time-scale",
+        "0.01",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("Ctrl-C") for line in lines):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            lines.append(line)
+        assert any("3 node(s), 5 guest(s), cluster=lab" in line for line in lines)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
