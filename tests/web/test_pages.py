@@ -400,3 +400,15 @@ def test_tokens_page_shows_a_new_token_once(service: Service) -> None:
     revoked = viewer.post(f"/account/tokens/{token_id.group(1)}/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 303
     assert service.client(token.group(1)).get("/api/v1/me").status_code == 401
+
+
+def test_asset_detail_lists_the_normalized_fields(service: Service, lab: FakeSource) -> None:
+    lab.collect(estate())
+    vm1 = next(a for a in service.ledger.list_assets(kind="vm").items if a.external_id == "qemu/1")
+    page = service.browser("victor", VIEWER_PASSWORD).get(f"/assets/{vm1.id}").text
+    facts = page[page.index('id="normalized-facts"') : page.index("All normalized fields")]
+    assert "<dt>Host name</dt><dd>vm1</dd>" in facts
+    assert "<dt>CPUs</dt><dd>2</dd>" in facts
+    assert "<dt>Memory</dt><dd>2.0 GiB</dd>" in facts
+    assert "<dt>Tags</dt><dd>web</dd>" in facts
+    assert "Serial number" not in facts  # absent fields are left out, not shown empty

@@ -28,7 +28,17 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def _bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["bytes"] = _bytes
 TEMPLATES.env.filters["pretty"] = _pretty
 
 
