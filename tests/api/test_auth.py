@@ -173,3 +173,24 @@ def test_pages_send_security_headers(service: Service) -> None:
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_repeated_wrong_passwords_are_throttled(service: Service) -> None:
+    client = service.client()
+    for _ in range(5):
+        csrf = form_csrf(client.get("/login").text)
+        assert (
+            client.post(
+                "/login", data={"username": "alice", "password": "guess", "csrf_token": csrf}
+            ).status_code
+            == 401
+        )
+    csrf = form_csrf(client.get("/login").text)
+    refused = client.post(
+        "/login", data={"username": "alice", "password": ADMIN_PASSWORD, "csrf_token": csrf}
+    )
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text
+    assert "ledger_session" not in client.cookies
+    # API tokens are not affected.
+    assert service.client(service.admin_token).get("/api/v1/me").status_code == 200

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import deque
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +28,53 @@ from asset_ledger.core import accounts
 from asset_ledger.web.render import render
 
 router = APIRouter(include_in_schema=False)
+
+
+class LoginThrottle:
+    """Slows password guessing: after ``limit`` failed sign-ins for one user name (or from one address)
+    within ``window_s``, further attempts are refused until the window has passed. Per process."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def wait_s(self, keys: tuple[str, ...]) -> float:
+        """Seconds until a new attempt is allowed (0 when it is allowed now)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [
+                times[0] + self.window_s - now
+                for key in keys
+                if len(times := self._recent(key, now)) >= self.limit
+            ]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, keys: tuple[str, ...]) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    throttle = getattr(request.app.state, "login_throttle", None)
+    if throttle is None:
+        throttle = request.app.state.login_throttle = LoginThrottle()
+    assert isinstance(throttle, LoginThrottle)
+    return throttle
 
 
 def _safe_next(value: str | None) -> str:
@@ -98,9 +148,21 @@ async def login(request: Request) -> Response:
             status=403,
             error="The sign-in form expired or did not come from this site; try again.",
         )
+    throttle = _throttle(request)
+    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '-'}")
+    wait = throttle.wait_s(keys)
+    if wait > 0:
+        return _login_page(
+            request,
+            next=next_url,
+            username=username,
+            status=429,
+            error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+        )
     engine = engine_of(request)
     user = accounts.authenticate(engine, username, password)
     if user is None:
+        throttle.failed(keys)
         return _login_page(
             request,
             next=next_url,
@@ -108,6 +170,7 @@ async def login(request: Request) -> Response:
             status=401,
             error="Wrong user name or password, or the account is disabled.",
         )
+    throttle.succeeded(keys)
     session = accounts.start_session(engine, user)
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
