@@ -40,7 +40,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def plot(scaling: dict[str, Any], path: Path) -> str | None:
+def plot(scaling: dict[str, Any], path: Path, title: str) -> str | None:
     """The collect scaling table as a PNG; returns why not when matplotlib is missing."""
     try:
         import matplotlib
@@ -72,7 +72,7 @@ def plot(scaling: dict[str, Any], path: Path) -> str | None:
         ax.set_title(data["description"].split(" (")[0], fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("PVE collect vs the server's limit (pvesim 8.4, 20 ms latency, 3 workers/node)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -197,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.extend(r for r in got if r.figure in only)
             details["collect"] = {"scaling": scaling}
-            why = plot(scaling, args.out / "collect-scaling.png")
+            delay = 3.0 if agent_delay is None else agent_delay
+            why = plot(
+                scaling,
+                args.out / "collect-scaling.png",
+                f"PVE collect vs the server's limit (pvesim 8.4, {latency_ms:g} ms latency, "
+                f"3 workers/node, dead agent {delay:g} s)",
+            )
             details["collect"]["plot"] = why or str(args.out / "collect-scaling.png")
 
         guarded("collect", collect)
