@@ -17,7 +17,6 @@ from starlette.datastructures import FormData
 
 from asset_ledger.api.auth import Admin, Viewer, engine_of, ledger_of
 from asset_ledger.api.errors import status_for
-from asset_ledger.api.ledger import TLS_RISK
 from asset_ledger.collectors import get_collector
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import UNSET, queue
@@ -28,6 +27,12 @@ from asset_ledger.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
+#: The risk of switching TLS verification off, as the source form explains it.
+TLS_RISK_UI = (
+    "Without verification any certificate is accepted, so anyone on the network path can pose as this PVE "
+    "server and read the credential. Safer: give the CA bundle of a self-signed PVE, or pin the "
+    "certificate's SHA-256 fingerprint (shown by 'pvenode cert info')."
+)
 POWER_STATES = ("running", "stopped", "paused", "suspended", "starting", "unknown")
 #: Warning context keys that name what a warning is about.
 AFFECTED_KEYS = ("node", "vmid", "vm", "name", "external_id")
@@ -97,7 +102,7 @@ def _source_form(
             "v": values,
             "error": error.as_error() if error else None,
             "bad": fields,
-            "tls_risk": TLS_RISK,
+            "tls_risk": TLS_RISK_UI,
             "section": "sources",
         },
         status_code=status,
@@ -178,7 +183,11 @@ async def create_source(request: Request, _: Admin) -> Response:
     try:
         values, config, credential = _read_source_form(form)
         if not config["tls_verify"] and not values["acknowledge_tls_risk"]:
-            raise LedgerError("SOURCE_CONFIG_INVALID", TLS_RISK, context={"fields": ["acknowledge_tls_risk"]})
+            raise LedgerError(
+                "SOURCE_CONFIG_INVALID",
+                "certificate verification is off: acknowledge the risk, or switch verification back on",
+                context={"fields": ["acknowledge_tls_risk"]},
+            )
         collector = get_collector("pve")
         checked = collector.check_config(config)
         if not credential:
@@ -216,7 +225,11 @@ async def save_source(request: Request, ref: str, _: Admin) -> Response:
     try:
         values, config, credential = _read_source_form(form)
         if not config["tls_verify"] and not values["acknowledge_tls_risk"]:
-            raise LedgerError("SOURCE_CONFIG_INVALID", TLS_RISK, context={"fields": ["acknowledge_tls_risk"]})
+            raise LedgerError(
+                "SOURCE_CONFIG_INVALID",
+                "certificate verification is off: acknowledge the risk, or switch verification back on",
+                context={"fields": ["acknowledge_tls_risk"]},
+            )
         if credential:
             collector = get_collector(source.source_type)
             collector.check_credential(collector.check_config(config), credential)
