@@ -356,6 +356,10 @@ class SimServer:
     def cert_path(self) -> str:
         return str(self._tls.cert_path)
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the simulator's CA (httpx 0.28 deprecates ``verify=<path>``)."""
+        return ssl.create_default_context(cafile=self.ca_path)
+
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the current server certificate, ``AA:BB:…`` as PVE shows it."""

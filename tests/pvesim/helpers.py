@@ -17,7 +17,7 @@ APIDATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "pve-apida
 
 
 def tls(server: SimServer) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=server.ca_path)
+    return server.ssl_context()
 
 
 def token_header(server: SimServer, principal: str = "root") -> dict[str, str]:
