@@ -68,16 +68,19 @@ def serve(  # noqa: PLR0917 - click passes every option by name
         fault_objs = [parse_fault_spec(spec) for spec in faults]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
-    server = SimServer(
-        profile=profile,
-        topology=topology,
-        host=host,
-        port=port,
-        latency_ms=latency_ms,
-        time_scale=time_scale,
-        tls_dir=tls_dir,
-        faults=fault_objs,
-    )
+    try:
+        server = SimServer(
+            profile=profile,
+            topology=topology,
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            time_scale=time_scale,
+            tls_dir=tls_dir,
+            faults=fault_objs,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--host") from exc
     server.start()
     done = threading.Event()
 
