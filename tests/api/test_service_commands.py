@@ -130,3 +130,33 @@ def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -
         os.killpg(server.pid, signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
     assert f"Asset Ledger on http://127.0.0.1:{port}/ (worker: embedded)" in output
+
+
+def test_a_standalone_worker_runs_queued_runs_until_terminated(run_cli: Cli) -> None:
+    run_cli.add_source()
+    run_cli.answer(snapshot([1, 2, 3]))
+    env = {
+        **os.environ,
+        **run_cli.env,
+        "ASSET_LEDGER_WORKER_POLL_S": "0.1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        with Ledger(Settings(data_dir=Path(run_cli.env["ASSET_LEDGER_DATA_DIR"]))) as ledger:
+            for mode in ("detect", "collect"):
+                queued = ledger.create_run("lab", mode)
+                deadline = time.monotonic() + 30
+                while ledger.get_run(queued.id).status in ("queued", "running"):
+                    assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+                    assert time.monotonic() < deadline, "the worker never ran the run"
+                    time.sleep(0.05)
+                assert ledger.get_run(queued.id).status == "succeeded"
+            assert ledger.list_assets(kind="vm").total == 3
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=30)[0].decode()
+    assert worker.returncode == 0, output
+    assert "waiting for runs" in output
