@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from asset_ledger.cli.main import cli
 from asset_ledger.core import Ledger, Settings, accounts
 from tests.cli.conftest import LAUNCHER, REPO, Cli
 from tests.core.fake_collector import snapshot
@@ -160,3 +162,30 @@ def test_a_standalone_worker_runs_queued_runs_until_terminated(run_cli: Cli) -> 
         output = worker.communicate(timeout=30)[0].decode()
     assert worker.returncode == 0, output
     assert "waiting for runs" in output
+
+
+def test_service_settings_come_from_the_environment() -> None:
+    from asset_ledger.api.app import ServiceOptions
+
+    assert ServiceOptions.from_env({}) == ServiceOptions(
+        cookie_secure=True, metrics_public=False, embedded_worker=True, worker_poll_s=2.0
+    )
+    options = ServiceOptions.from_env(
+        {
+            "ASSET_LEDGER_COOKIE_SECURE": "0",
+            "ASSET_LEDGER_METRICS_PUBLIC": "yes",
+            "ASSET_LEDGER_EMBEDDED_WORKER": "off",
+            "ASSET_LEDGER_WORKER_POLL_S": "0.5",
+        }
+    )
+    assert options == ServiceOptions(
+        cookie_secure=False, metrics_public=True, embedded_worker=False, worker_poll_s=0.5
+    )
+
+
+def test_serve_refuses_a_bad_listen_address(run_cli: Cli) -> None:
+    result = CliRunner().invoke(
+        cli, ["serve"], env={**run_cli.env, "ASSET_LEDGER_LISTEN": "127.0.0.1:http"}, catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert "ASSET_LEDGER_LISTEN must be HOST:PORT" in result.output
