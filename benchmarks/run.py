@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             LATENCY_MS,
             XL,
             args.read_assets,
-            200,
+            120,
         )
 
     def guarded(name: str, fn: Any) -> None:
