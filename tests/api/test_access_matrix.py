@@ -78,6 +78,7 @@ CASES = [
     Case("GET", "/api/v1/assets", 401, 200, 200),
     Case("GET", "/api/v1/assets/{vm_id}", 401, 200, 200),
     Case("GET", "/api/v1/assets/{vm_id}/relations", 401, 200, 200),
+    Case("GET", "/api/v1/relations", 401, 200, 200),
     Case("GET", "/api/v1/topology", 401, 200, 200),
 ]
 

@@ -198,3 +198,27 @@ def test_metrics_can_be_opened_to_a_trusted_network(sqlite_ledger: Ledger) -> No
 
     service = make_service(sqlite_ledger, options=ServiceOptions(embedded_worker=False, metrics_public=True))
     assert service.client().get("/metrics").status_code == 200
+
+
+def test_relations_are_listed_with_both_ends_and_filtered(api_service: Service, api_lab: FakeSource) -> None:
+    api_lab.collect(estate())
+    api = api_service.client(api_service.viewer_token)
+    everything = api.get("/api/v1/relations").json()
+    assert everything["total"] == 6
+    pairs = {(r["from"]["name"], r["type"], r["to"]["name"]) for r in everything["items"]}
+    assert ("vm900", "runs_on", "node2") in pairs
+    assert ("vm1", "runs_on", "node1") in pairs
+    assert api.get("/api/v1/relations", params={"type": "member_of"}).json()["total"] == 0
+    assert api.get("/api/v1/relations", params={"source": "lab", "status": "present"}).json()["total"] == 6
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = api.get(
+            "/api/v1/relations", params={"limit": 4, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        seen += [r["id"] for r in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert sorted(seen) == sorted(r["id"] for r in everything["items"])
+    assert api.get("/api/v1/relations", params={"type": "owns"}).json()["error"]["code"] == "REQUEST_INVALID"
+    assert api.get("/api/v1/relations", params={"source": "nope"}).status_code == 404

@@ -16,7 +16,7 @@ from asset_ledger.api.auth import Admin, Viewer, engine_of, ledger_of
 from asset_ledger.collectors import get_collector
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import UNSET, queue
-from asset_ledger.core.asset_search import AssetFilter, TreeNode, search_assets, topology
+from asset_ledger.core.asset_search import AssetFilter, TreeNode, search_assets, search_relations, topology
 from asset_ledger.core.views import Source
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
@@ -210,6 +210,23 @@ def get_asset(
 def get_relations(request: Request, asset_id: str, _: Viewer) -> dict[str, Any]:
     detail = ledger_of(request).get_asset(asset_id, history_limit=1)
     return {"items": [r.to_dict() for r in detail.relations]}
+
+
+@router.get("/relations")
+def list_relations(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
+    request: Request,
+    _: Viewer,
+    source: str | None = None,
+    type: str | None = Query(default=None, description="runs_on or member_of"),
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Relations (VM runs_on Host, Host member_of Cluster) with both ends named."""
+    page = search_relations(
+        engine_of(request), source_ref=source, type=type, status=status, limit=limit, cursor=cursor
+    )
+    return page.to_dict()
 
 
 def _tree_json(node: TreeNode) -> dict[str, Any]:

@@ -247,3 +247,92 @@ def topology(
     for node in nodes.values():
         node.children.sort(key=lambda n: (order.get(n.asset.external_kind, 3), n.asset.display_name))
     return roots
+
+
+# --------------------------------------------------------------------------------------------- relations
+
+RELATION_TYPES = ("runs_on", "member_of")
+
+
+@dataclass(frozen=True, slots=True)
+class RelationPage:
+    items: list[dict[str, Any]]
+    total: int
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "total": self.total, "next_cursor": self.next_cursor}
+
+
+def search_relations(
+    engine: Engine,
+    *,
+    source_ref: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> RelationPage:
+    """Relations with both ends named, ordered by id; ``next_cursor`` continues after the page."""
+    if type is not None and type not in RELATION_TYPES:
+        raise LedgerError("REQUEST_INVALID", f"type {type!r} is not one of {', '.join(RELATION_TYPES)}")
+    if status is not None and status not in ASSET_STATUSES:
+        raise LedgerError("REQUEST_INVALID", f"status {status!r} is not one of {', '.join(ASSET_STATUSES)}")
+    limit = max(1, min(limit, MAX_LIMIT))
+    src, dst = asset.alias("src"), asset.alias("dst")
+    with read_tx(engine) as conn:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if source_ref:
+            source_id = conn.scalar(
+                sa.select(source.c.id).where(sa.or_(source.c.id == source_ref, source.c.name == source_ref))
+            )
+            if source_id is None:
+                raise LedgerError("SOURCE_NOT_FOUND", f"no source named or with id {source_ref!r}")
+            conditions.append(relation.c.source_id == source_id)
+        if type is not None:
+            conditions.append(relation.c.type == type)
+        if status is not None:
+            conditions.append(relation.c.status == status)
+        total = int(conn.scalar(sa.select(sa.func.count()).select_from(relation).where(*conditions)) or 0)
+        query = (
+            sa.select(
+                relation.c.id,
+                relation.c.source_id,
+                relation.c.type,
+                relation.c.status,
+                relation.c.first_seen_at,
+                relation.c.missing_since,
+                src.c.id.label("from_id"),
+                src.c.external_kind.label("from_kind"),
+                src.c.external_id.label("from_external_id"),
+                src.c.display_name.label("from_name"),
+                dst.c.id.label("to_id"),
+                dst.c.external_kind.label("to_kind"),
+                dst.c.external_id.label("to_external_id"),
+                dst.c.display_name.label("to_name"),
+            )
+            .join(src, src.c.id == relation.c.from_asset_id)
+            .join(dst, dst.c.id == relation.c.to_asset_id)
+            .where(*conditions)
+        )
+        if cursor:
+            _, after = decode_cursor(cursor)
+            query = query.where(relation.c.id > after)
+        rows = conn.execute(query.order_by(relation.c.id).limit(limit + 1)).all()
+    items = []
+    for row in rows[:limit]:
+        m = row._mapping
+        items.append(
+            {
+                "id": m["id"],
+                "source_id": m["source_id"],
+                "type": m["type"],
+                "status": m["status"],
+                "first_seen_at": m["first_seen_at"].isoformat(),
+                "missing_since": m["missing_since"].isoformat() if m["missing_since"] else None,
+                "from": {k: m[f"from_{k}"] for k in ("id", "kind", "external_id", "name")},
+                "to": {k: m[f"to_{k}"] for k in ("id", "kind", "external_id", "name")},
+            }
+        )
+    next_cursor = encode_cursor("", items[-1]["id"]) if len(rows) > limit else None
+    return RelationPage(items=items, total=total, next_cursor=next_cursor)
