@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./var
 PYTEST_ARGS ?= -n auto
 
-.PHONY: demo test lint typecheck unit fmt bench bench-smoke compat-matrix docs clean
+.PHONY: demo test lint typecheck unit audit soak fmt bench bench-smoke compat-matrix docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,11 @@ demo: $(STAMP)
 	ASSET_LEDGER_DATA_DIR=$(DATA) $(BIN)/asset-ledger demo
 
 ## test: set up and run the whole suite (format, lint, types, tests)
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) lint typecheck unit audit
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -31,9 +31,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## audit: known vulnerabilities in the installed dependencies (pip-audit; says SKIPPED when PyPI is unreachable)
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py $(AUDIT_ARGS)
+
+## soak: 50 simulated PVE sources, 2 workers, API reads, on PostgreSQL (see docs/reliability.md)
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak_load.py $(SOAK_ARGS)
+
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 ## bench: performance figures (~20 min; PostgreSQL at 127.0.0.1:5432) -> benchmarks/results/latest.{md,json,png}
 bench: $(STAMP)
