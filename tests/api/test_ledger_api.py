@@ -222,3 +222,19 @@ def test_relations_are_listed_with_both_ends_and_filtered(api_service: Service, 
     assert sorted(seen) == sorted(r["id"] for r in everything["items"])
     assert api.get("/api/v1/relations", params={"type": "owns"}).json()["error"]["code"] == "REQUEST_INVALID"
     assert api.get("/api/v1/relations", params={"source": "nope"}).status_code == 404
+
+
+def test_huge_offsets_are_refused_or_clamped_not_crashing(api_service: Service) -> None:
+    api = api_service.client(api_service.viewer_token)
+    refused = api.get("/api/v1/runs", params={"offset": 10**30})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "REQUEST_INVALID")
+    page = api_service.browser("victor", "viewer-password-1").get("/runs", params={"offset": 10**30})
+    assert page.status_code == 200
+
+
+def test_the_openapi_document_declares_the_error_body(api_service: Service) -> None:
+    document = api_service.client(api_service.viewer_token).get("/api/v1/openapi.json").json()
+    responses = document["paths"]["/api/v1/sources/{ref}"]["patch"]["responses"]
+    assert {"200", "400", "401", "403", "404", "409", "422"} <= set(responses)
+    schema = responses["403"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/ErrorBody")

@@ -36,9 +36,6 @@ def api_schema(service: Service, lab: FakeSource, tmp_path: Path) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="error statuses are not documented in the OpenAPI document (fix pending)"
-)
 def test_api_conforms_to_its_openapi_document(api_schema: Any, service: Service) -> None:
     headers = {"Authorization": f"Bearer {service.admin_token}"}
     operations = [result.ok() for result in api_schema.get_all_operations()]

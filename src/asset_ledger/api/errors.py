@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asset_ledger.contract import LedgerError
@@ -30,6 +31,41 @@ _STATUS_BY_CODE = {
     "REQUEST_INVALID": 422,
 }
 _STATUS_BY_CATEGORY = {"internal": 500, "storage": 503}
+
+
+class ErrorDetail(BaseModel):
+    """One failure, as in a collector-response-v1 ``errors[]`` item."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    category: str
+    retryable: bool
+    message: str
+    suggested_action: str
+    context: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "Invalid input or a rule of the ledger refused it (the code says which).",
+    401: "No valid session or API token (AUTH_REQUIRED).",
+    403: "The role does not allow it (AUTH_FORBIDDEN), or a browser request lacked its CSRF token.",
+    404: "No such source, run, asset, user or token.",
+    405: "The method is not allowed on this path.",
+    409: "Conflicts with the current state (exists already, a run is active, not held, ...).",
+    422: "The request does not match the API's schema (REQUEST_INVALID, fields named in context).",
+    500: "An unexpected internal error (INTERNAL_ERROR).",
+    503: "The database is unavailable (STORAGE_UNAVAILABLE).",
+}
+
+#: The error responses every API route documents (``APIRouter(responses=ERROR_RESPONSES)``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning} for status, meaning in _MEANINGS.items()
+}
 
 
 def status_for(error: LedgerError) -> int:

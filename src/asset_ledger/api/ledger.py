@@ -13,14 +13,17 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from asset_ledger.api.auth import Admin, Viewer, engine_of, ledger_of
+from asset_ledger.api.errors import ERROR_RESPONSES
 from asset_ledger.collectors import get_collector
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import UNSET, queue
 from asset_ledger.core.asset_search import AssetFilter, TreeNode, search_assets, search_relations, topology
 from asset_ledger.core.views import Source
 
-router = APIRouter(prefix="/api/v1", tags=["ledger"])
+router = APIRouter(prefix="/api/v1", tags=["ledger"], responses=ERROR_RESPONSES)
 
+#: Deeper than any real run history; keeps offsets within what every database's integers hold.
+MAX_OFFSET = 100_000_000
 TLS_RISK = (
     "tls_verify=false accepts any certificate, so anyone on the network path can read the credential. "
     "Prefer tls_ca_bundle (the PVE CA file) or tls_fingerprint (the certificate's SHA-256); to switch "
@@ -162,7 +165,7 @@ def list_runs(
     source: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     return ledger_of(request).list_runs(source=source, status=status, limit=limit, offset=offset).to_dict()
 

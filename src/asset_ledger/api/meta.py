@@ -11,11 +11,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from sqlalchemy.engine import Engine
 
 from asset_ledger.api.auth import Viewer, engine_of, principal_of
+from asset_ledger.api.errors import ERROR_RESPONSES
 from asset_ledger.collectors.pve import metrics as pve_metrics
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import queue
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], responses=ERROR_RESPONSES)
 
 
 @router.get("/healthz")

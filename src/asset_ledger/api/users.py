@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from asset_ledger.api.auth import Admin, Viewer, engine_of
+from asset_ledger.api.errors import ERROR_RESPONSES
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import accounts
 from asset_ledger.core.accounts import ApiToken, User
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], responses=ERROR_RESPONSES)
 
 
 def user_json(user: User) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from asset_ledger.api.auth import Admin, Viewer, engine_of, ledger_of
 from asset_ledger.api.errors import status_for
+from asset_ledger.api.ledger import MAX_OFFSET
 from asset_ledger.collectors import get_collector
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import UNSET, queue
@@ -268,7 +269,8 @@ async def queue_run(request: Request, ref: str, _: Admin) -> Response:
 @router.get("/runs", response_class=HTMLResponse)
 def runs(request: Request, _: Viewer, source: str = "", status: str = "", offset: int = 0) -> Response:
     ledger = ledger_of(request)
-    page = ledger.list_runs(source=source or None, status=status or None, limit=50, offset=max(0, offset))
+    offset = min(max(0, offset), MAX_OFFSET)
+    page = ledger.list_runs(source=source or None, status=status or None, limit=50, offset=offset)
     return render(
         request,
         "runs.html",
