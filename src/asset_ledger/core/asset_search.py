@@ -60,15 +60,19 @@ class AssetPage:
         }
 
 
-_SOURCE_COLUMNS = (
-    source.c.name.label("source_name"),
-    source.c.last_snapshot_run_id,
-    source.c.last_snapshot_at,
-)
+def asset_select() -> sa.Select[Any]:
+    """Assets joined with what their views need of their source (name, last snapshot)."""
+    return sa.select(
+        asset,
+        source.c.name.label("source_name"),
+        source.c.last_snapshot_run_id,
+        source.c.last_snapshot_at,
+    ).join(source, source.c.id == asset.c.source_id)
 
 
-def _asset_view(row: Row[Any]) -> Asset:
-    # As the core's own view: a present asset was seen in its source's last snapshot.
+def asset_from_row(row: Row[Any]) -> Asset:
+    """The view of a row of ``asset_select()``. A present asset was seen in its source's last snapshot
+    (see storage.tables.source), so its last-seen time and run are the source's."""
     current = row.status == "present" and row.last_snapshot_run_id is not None
     return Asset(
         id=row.id,
@@ -150,11 +154,7 @@ def search_assets(
                 raise LedgerError("SOURCE_NOT_FOUND", f"no source named or with id {filt.source!r}")
         conditions = _conditions(filt, source_id)
         total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
-        query = (
-            sa.select(asset, *_SOURCE_COLUMNS)
-            .join(source, source.c.id == asset.c.source_id)
-            .where(*conditions)
-        )
+        query = asset_select().where(*conditions)
         if cursor:
             name, asset_id = decode_cursor(cursor)
             query = query.where(
@@ -163,7 +163,7 @@ def search_assets(
                 )
             )
         rows = conn.execute(query.order_by(asset.c.display_name, asset.c.id).limit(limit + 1)).all()
-    items = [_asset_view(r) for r in rows[:limit]]
+    items = [asset_from_row(r) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].display_name, items[-1].id) if len(rows) > limit else None
     return AssetPage(items=items, total=total, next_cursor=next_cursor)
 
@@ -213,13 +213,13 @@ def topology(
     """Clusters with their hosts and each host's guests; hosts outside a cluster and guests without a host
     are roots of their own."""
     with read_tx(engine) as conn:
-        query = sa.select(asset, *_SOURCE_COLUMNS).join(source, source.c.id == asset.c.source_id)
+        query = asset_select()
         if source_name:
             query = query.where(sa.or_(source.c.name == source_name, source.c.id == source_name))
         if not include_missing:
             query = query.where(asset.c.status == "present")
         assets = {
-            r.id: _asset_view(r) for r in conn.execute(query.order_by(asset.c.display_name, asset.c.id))
+            r.id: asset_from_row(r) for r in conn.execute(query.order_by(asset.c.display_name, asset.c.id))
         }
         edges = conn.execute(
             sa.select(relation.c.type, relation.c.from_asset_id, relation.c.to_asset_id).where(

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from asset_ledger.collectors import Collector, ProgressCallback, ProgressEvent, get_collector
 from asset_ledger.contract import LedgerError, error_entry
 from asset_ledger.core import ingest
+from asset_ledger.core.asset_search import asset_from_row, asset_select
 from asset_ledger.core.ingest import redact
 from asset_ledger.core.secrets import Keyring, new_key, write_key_file
 from asset_ledger.core.settings import Settings
@@ -858,34 +859,6 @@ class Ledger:
 
     # ------------------------------------------------------------------ assets
 
-    def _asset_query(self) -> sa.Select[Any]:
-        snapshot = (source.c.last_snapshot_run_id, source.c.last_snapshot_at)
-        return sa.select(asset, source.c.name.label("source_name"), *snapshot).join(
-            source, source.c.id == asset.c.source_id
-        )
-
-    @staticmethod
-    def _asset_view(row: Row[Any]) -> Asset:
-        # A present asset was seen in its source's last snapshot (see storage.tables.source).
-        current = row.status == "present" and row.last_snapshot_run_id is not None
-        return Asset(
-            id=row.id,
-            source_id=row.source_id,
-            source_name=row.source_name,
-            external_kind=row.external_kind,
-            external_id=row.external_id,
-            status=row.status,
-            display_name=row.display_name,
-            power_state=row.power_state,
-            first_seen_at=row.first_seen_at,
-            last_seen_at=row.last_snapshot_at if current else row.last_seen_at,
-            missing_since=row.missing_since,
-            first_seen_run_id=row.first_seen_run_id,
-            last_seen_run_id=row.last_snapshot_run_id if current else row.last_seen_run_id,
-            normalized=row.normalized,
-            raw_sha256=row.raw_sha256,
-        )
-
     @_storage_errors
     def list_assets(
         self,
@@ -911,7 +884,7 @@ class Ledger:
                 conditions.append(asset.c.status == status)
             total = conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0
             rows = conn.execute(
-                self._asset_query()
+                asset_select()
                 .where(*conditions)
                 .order_by(
                     SOURCE_TABLE.c.name, asset.c.external_kind, asset.c.display_name, asset.c.external_id
@@ -919,19 +892,19 @@ class Ledger:
                 .limit(limit)
                 .offset(offset)
             ).all()
-        return Page([self._asset_view(r) for r in rows], total, limit, offset)
+        return Page([asset_from_row(r) for r in rows], total, limit, offset)
 
     @_storage_errors
     def get_asset(self, asset_id: str, *, history_limit: int = 20) -> AssetDetail:
         """An asset with its relations (both directions) and its distinct raw payloads, newest first."""
         with self._read() as conn:
-            row = conn.execute(self._asset_query().where(asset.c.id == asset_id)).first()
+            row = conn.execute(asset_select().where(asset.c.id == asset_id)).first()
             if row is None and len(asset_id) >= 6 and re.fullmatch(r"[0-9a-f-]+", asset_id):
-                rows = conn.execute(self._asset_query().where(asset.c.id.startswith(asset_id)).limit(2)).all()
+                rows = conn.execute(asset_select().where(asset.c.id.startswith(asset_id)).limit(2)).all()
                 row = rows[0] if len(rows) == 1 else None
             if row is None:
                 raise LedgerError("ASSET_NOT_FOUND", f"no asset with id {asset_id!r}")
-            view = self._asset_view(row)
+            view = asset_from_row(row)
             return AssetDetail(
                 view, self._relations_of(conn, view.id), self._raw_history(conn, view.id, history_limit)
             )
