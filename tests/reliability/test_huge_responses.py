@@ -41,7 +41,6 @@ def test_a_200_mb_inventory_answer_is_refused_within_bounded_memory() -> None:
     assert measured["peak_rss_mib"] < 250, measured
 
 
-@pytest.mark.xfail(strict=True, reason="kept_addresses is quadratic (fixed after the collector freeze)")
 def test_100000_agent_interfaces_are_handled_in_bounded_time_and_memory() -> None:
     measured = measure("interfaces", 100_000)
     assert measured["errors"] == []

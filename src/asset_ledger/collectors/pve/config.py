@@ -138,8 +138,10 @@ class ApiTokenCredential(BaseModel):
     @field_validator("api_token_id")
     @classmethod
     def _token_id(cls, value: str) -> str:
-        if any(c in value for c in _FORBIDDEN_CHARS):
-            raise ValueError("must not contain control characters")
+        if any(c in value for c in _FORBIDDEN_CHARS) or not value.isascii() or not value.isprintable():
+            raise ValueError(
+                "must be printable ASCII without control characters (it goes into an HTTP header)"
+            )
         if not _TOKEN_ID_RE.match(value):
             raise ValueError(
                 "must look like 'user@realm!tokenid' (no spaces, ';', '=' or ':'), "
@@ -152,9 +154,11 @@ class ApiTokenCredential(BaseModel):
     def _secret(cls, value: str) -> str:
         if not value:
             raise ValueError("must not be empty")
-        if any(c in value for c in (*_FORBIDDEN_CHARS, ";", " ", "\t")):
+        if any(c in value for c in (*_FORBIDDEN_CHARS, ";", " ", "\t")) or not (
+            value.isascii() and value.isprintable()
+        ):
             raise ValueError(
-                "contains a character PVE tokens never contain (control character, ';' or space)"
+                "contains a character PVE tokens never contain (control character, non-ASCII, ';' or space)"
             )
         return value
 

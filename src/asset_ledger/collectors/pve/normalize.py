@@ -308,8 +308,10 @@ def macs_from_config(config: Mapping[str, Any] | None, guest_type: str) -> list[
 
 def kept_addresses(findings: Iterable[IpFinding]) -> list[str]:
     out: list[str] = []
+    seen: set[str] = set()
     for finding in findings:
-        if finding.kept and finding.address not in out:
+        if finding.kept and finding.address not in seen:
+            seen.add(finding.address)
             out.append(finding.address)
     return out
 
