@@ -236,7 +236,6 @@ def redirector(tmp_path: Path) -> Iterator[tuple[str, str, _Listener, list[dict[
         target.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a redirect is reported as a server error / parse error (fix pending)")
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 @pytest.mark.parametrize("auth", ["api_token", "user_password"])
 def test_a_redirect_is_never_followed_and_the_credential_goes_nowhere_else(

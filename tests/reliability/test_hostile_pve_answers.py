@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -183,3 +184,18 @@ def test_any_body_bytes_on_any_endpoint_never_escape_the_collector(endpoint: str
     served[endpoint] = body
     response, _ = collect(served)
     check(response)
+
+
+@pytest.mark.parametrize(
+    "node",
+    ["../../access/users", "n2/../../version", "..", "n2%2F..%2F..", "n2?x=1", "n2#x", "n2\x1f", "n 2"],
+)
+def test_a_hostile_node_name_never_turns_into_another_request(node: str) -> None:
+    served = answers()
+    text = (
+        json.dumps(served).replace('"n2"', json.dumps(node)).replace('"node/n2"', json.dumps(f"node/{node}"))
+    )
+    response, requested = collect(json.loads(text))
+    check(response)
+    allowed = set(answers()) - {p for p in answers() if p.startswith("/nodes/n2")}
+    assert set(requested) <= allowed, set(requested) - allowed

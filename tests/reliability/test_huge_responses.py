@@ -30,9 +30,6 @@ def measure(case: str, size: int) -> dict[str, Any]:
     return measured
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the PVE client reads bodies unbounded (fixed after the collector freeze)"
-)
 def test_a_200_mb_inventory_answer_is_refused_within_bounded_memory() -> None:
     measured = measure("body", 200 * 1000 * 1000)
     assert [e["code"] for e in measured["errors"]] == ["PVE_PARSE_ERROR"]

@@ -154,7 +154,7 @@ def test_rate_limit_that_does_not_clear_fails_retryable() -> None:
         (596, Outcome.NODE_UNREACHABLE),
         (500, Outcome.SERVER_ERROR),
         (502, Outcome.NETWORK),
-        (302, Outcome.SERVER_ERROR),
+        (302, Outcome.REDIRECT),  # never followed: PVE_CONFIG_INVALID naming the target
     ],
 )
 def test_status_table(status: int, outcome: Outcome) -> None:

@@ -15,7 +15,8 @@ Outcome tree (what can go wrong with one call, and the code it carries)::
     ├── UNSUPPORTED       501 (endpoint absent in this PVE version)      -> PVE_API_UNSUPPORTED
     ├── NODE_UNREACHABLE  595/596 (pveproxy could not reach the node)   -> PVE_NETWORK_ERROR
     ├── SERVER_ERROR      any other non-2xx (500 handler errors, ...)   -> INVENTORY_INCOMPLETE
-    └── PARSE             malformed JSON or no ``data`` envelope         -> PVE_PARSE_ERROR
+    ├── PARSE             malformed JSON, no ``data`` envelope, > 64 MiB -> PVE_PARSE_ERROR
+    └── REDIRECT          3xx (never followed)                          -> PVE_CONFIG_INVALID
 
 Callers decide what an outcome means for the run (an agent 403 is a warning, an enumeration 403 fails it).
 """
@@ -29,6 +30,7 @@ import enum
 import hashlib
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -52,6 +54,11 @@ MAX_RATE_LIMIT_RETRIES = 3
 MAX_RETRY_AFTER_S = 30.0
 #: At most this many concurrent calls that end in a node's pvedaemon (it has 3 workers).
 PROTECTED_CALLS_PER_NODE = 3
+#: Answers larger than this (after decompression) are refused: the largest real PVE answer, /cluster/resources
+#: of a 10,000-guest cluster, is about 3 MB; without a cap a broken proxy or a gzip bomb exhausts memory.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Request paths: segments built from PVE's own node names and vmids, never '.', '..', '%', '?' or controls.
+_SAFE_PATH = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$")
 
 
 class Outcome(enum.Enum):
@@ -64,9 +71,11 @@ class Outcome(enum.Enum):
     NODE_UNREACHABLE = "node_unreachable"
     SERVER_ERROR = "server_error"
     PARSE = "parse"
+    REDIRECT = "redirect"
 
 
-#: The mapping table: HTTP status -> outcome. Statuses not listed are SERVER_ERROR when >= 300.
+#: The mapping table: HTTP status -> outcome. Statuses not listed are SERVER_ERROR when >= 300 (3xx are
+#: REDIRECT: never followed, so a credential never goes anywhere but the configured endpoint).
 STATUS_OUTCOMES: dict[int, Outcome] = {
     401: Outcome.AUTH,
     403: Outcome.FORBIDDEN,
@@ -100,6 +109,7 @@ OUTCOME_CODES: dict[Outcome, str] = {
     Outcome.NODE_UNREACHABLE: "PVE_NETWORK_ERROR",
     Outcome.SERVER_ERROR: "INVENTORY_INCOMPLETE",
     Outcome.PARSE: "PVE_PARSE_ERROR",
+    Outcome.REDIRECT: "PVE_CONFIG_INVALID",
 }
 
 
@@ -374,6 +384,7 @@ class PveClient:
                 reason=self._error_text(response),
                 suggested_action="Check user name, realm and password (asset-ledger source set-credential).",
             )
+        self._raise_for_status(response, path, "POST")
         data = self._payload(response, path)
         if not isinstance(data, Mapping) or not isinstance(data.get("ticket"), str):
             raise PveCallError(Outcome.PARSE, "the ticket answer has no ticket", path=path)
@@ -483,10 +494,16 @@ class PveClient:
     ) -> httpx.Response:
         if self._http is None:
             raise RuntimeError("PveClient used outside 'async with'")
+        if not _SAFE_PATH.match(path):
+            raise PveCallError(
+                Outcome.PARSE,
+                f"{method} {path!r} not sent: PVE named a node or guest that cannot be part of a URL",
+                path=path,
+            )
         self.requests += 1
         timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            response = await self._http.request(
+            request = self._http.build_request(
                 method,
                 path.lstrip("/"),
                 params=dict(params) if params else None,
@@ -494,7 +511,22 @@ class PveClient:
                 headers=self._auth_headers(method),
                 timeout=timeout,
             )
-            await response.aread()
+            response = await self._http.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise PveCallError(
+                            Outcome.PARSE,
+                            f"{method} {path} answered more than {MAX_BODY_BYTES // 2**20} MiB; refused "
+                            "(no PVE answer is that large: is the endpoint a PVE node?)",
+                            path=path,
+                            status=response.status_code,
+                        )
+            finally:
+                await response.aclose()
+            response._content = bytes(body)
         except httpx.TimeoutException as exc:
             raise PveCallError(
                 Outcome.NETWORK,
@@ -540,11 +572,22 @@ class PveClient:
         status = response.status_code
         if 200 <= status < 300:
             return
-        outcome = STATUS_OUTCOMES.get(status, Outcome.SERVER_ERROR)
+        outcome = STATUS_OUTCOMES.get(
+            status, Outcome.REDIRECT if 300 <= status < 400 else Outcome.SERVER_ERROR
+        )
         text = self._error_text(response)
         message = f"{method} {path} answered {status} {text}".strip()
         action: str | None = None
-        if outcome is Outcome.AUTH:
+        if outcome is Outcome.REDIRECT:
+            location = response.headers.get("location", "")[:200]
+            message = (
+                f"{method} {path} answered {status}, a redirect to {location!r}; redirects are never "
+                "followed (the credential goes only to the configured endpoint)"
+            )
+            action = (
+                "Set endpoint to the PVE node's own address (https://host:8006), not a proxy that redirects."
+            )
+        elif outcome is Outcome.AUTH:
             if isinstance(self.credential, ApiTokenCredential) and "no ticket" in text.lower():
                 message = (
                     f"PVE answered '401 No ticket' to the API token: this server predates API tokens "

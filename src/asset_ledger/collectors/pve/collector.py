@@ -64,7 +64,9 @@ COLLECTOR_VERSION = "1.0.0"
 log = logging.getLogger("asset_ledger.collectors.pve")
 
 #: Outcomes that end the whole run wherever they happen (the session or the transport is unusable).
-FATAL_OUTCOMES = frozenset({Outcome.AUTH, Outcome.TLS, Outcome.RATE_LIMITED, Outcome.NETWORK})
+FATAL_OUTCOMES = frozenset(
+    {Outcome.AUTH, Outcome.TLS, Outcome.RATE_LIMITED, Outcome.NETWORK, Outcome.REDIRECT}
+)
 
 
 async def gather_all(*awaitables: Any) -> list[Any]:
