@@ -122,6 +122,11 @@ class _Run:
         self.agent_queried = 0
         self.agent_unavailable = 0
         self.lxc_interfaces_missing = False
+        self.nodes_done = 0
+        self.nodes_total = 0
+        self.guests_done = 0
+        self.guests_total = 0
+        self._last_guest_event = 0.0
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -345,11 +350,10 @@ class _Run:
     ) -> dict[str, NodeResult]:
         node_gate = asyncio.Semaphore(self.config.max_parallel_nodes)
         results: dict[str, NodeResult] = {}
-        total = len(guests_by_node)
-        done = 0
+        total = self.nodes_total = len(guests_by_node)
+        self.guests_total = sum(len(g) for g in guests_by_node.values())
 
         async def one(name: str) -> None:
-            nonlocal done
             async with node_gate:
                 result = NodeResult(name, self.node_online(name, cluster, resources))
                 results[name] = result
@@ -364,8 +368,8 @@ class _Run:
                         node=name,
                         guests=count,
                     )
-                done += 1
-                self.emit("nodes", done, total, node=name)
+                self.nodes_done += 1
+                self.emit("nodes", self.nodes_done, total, node=name, message=self.guest_progress(final=True))
 
         self.emit("nodes", 0, total)
         await gather_all(*(one(name) for name in sorted(guests_by_node)))
@@ -380,9 +384,30 @@ class _Run:
         params: Mapping[str, Any] | None = None,
         timeout_s: float | None = None,
         data: Mapping[str, Any] | None = None,
+        priority: int = 1,
     ) -> Any:
-        async with self.client.node_slot(node):
+        """A call proxied to ``node``, at most 3 at a time per node; waiting calls go by ``priority``:
+        0 agent calls (a dead agent holds a worker for seconds: start those first), 1 node status, QEMU
+        list and configs of running VMs (they lead to agent calls), 2 everything else."""
+        async with self.client.node_slot(node).hold(priority):
             return await self.client.call(method, path, params=params, data=data, timeout_s=timeout_s)
+
+    def guest_progress(self, *, final: bool = False) -> str:
+        """ "k/n guests enriched"; also emitted while nodes are busy (at most twice a second)."""
+        text = f"{self.guests_done}/{self.guests_total} guests enriched"
+        if not final:
+            now = time.monotonic()
+            if now - self._last_guest_event >= 0.5:
+                self._last_guest_event = now
+                self.emit("nodes", self.nodes_done, self.nodes_total, message=text)
+        return text
+
+    async def _enrich_guest_counted(
+        self, caps: Capabilities, result: NodeResult, guest: ResourceGuest, list_entry: dict[str, Any] | None
+    ) -> None:
+        await self.enrich_guest(caps, result, guest, list_entry)
+        self.guests_done += 1
+        self.guest_progress()
 
     async def enrich_node(self, caps: Capabilities, result: NodeResult, guests: list[ResourceGuest]) -> None:
         node = result.name
@@ -452,7 +477,9 @@ class _Run:
         await gather_all(node_status(), list_qemu())
         if not result.online:
             return
-        await gather_all(*(self.enrich_guest(caps, result, g, qemu_list.get(g.vmid)) for g in guests))
+        await gather_all(
+            *(self._enrich_guest_counted(caps, result, g, qemu_list.get(g.vmid)) for g in guests)
+        )
 
     async def enrich_guest(
         self, caps: Capabilities, result: NodeResult, guest: ResourceGuest, list_entry: dict[str, Any] | None
@@ -464,7 +491,8 @@ class _Run:
             details.raw[f"{guest.guest_type}_list"] = list_entry
         path = f"/nodes/{node}/{guest.guest_type}/{guest.vmid}/config"
         try:
-            config = await self._node_call(node, "GET", path)
+            running_vm = guest.guest_type == "qemu" and guest.entry.get("status") == "running"
+            config = await self._node_call(node, "GET", path, priority=1 if running_vm else 2)
         except PveCallError as exc:
             if exc.outcome in FATAL_OUTCOMES:
                 raise
@@ -520,7 +548,11 @@ class _Run:
         try:
             if caps.agent_get_endpoints:
                 data = await self._node_call(
-                    node, "GET", base + "/network-get-interfaces", timeout_s=self.config.agent_timeout_s
+                    node,
+                    "GET",
+                    base + "/network-get-interfaces",
+                    timeout_s=self.config.agent_timeout_s,
+                    priority=0,
                 )
             else:
                 data = await self._node_call(
@@ -529,6 +561,7 @@ class _Run:
                     base,
                     data={"command": "network-get-interfaces"},
                     timeout_s=self.config.agent_timeout_s,
+                    priority=0,
                 )
         except PveCallError as exc:
             if exc.outcome in (Outcome.AUTH, Outcome.TLS, Outcome.RATE_LIMITED):
@@ -589,7 +622,7 @@ class _Run:
             return []
         path = f"/nodes/{node}/lxc/{guest.vmid}/interfaces"
         try:
-            data = await self._node_call(node, "GET", path)
+            data = await self._node_call(node, "GET", path, priority=2)
         except PveCallError as exc:
             if exc.outcome in FATAL_OUTCOMES:
                 raise
