@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import zstandard
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from asset_ledger.storage.db import chunks, insert_ignore
@@ -48,6 +49,15 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` are already stored."""
     wanted = sorted(set(keys))
     found: set[str] = set()
+    if conn.dialect.name == "postgresql":
+        # One array parameter instead of an IN list of thousands of parameters: 20,000 keys (an XL
+        # snapshot's first ingest) are looked up several times faster.
+        for part in chunks(wanted, 50_000):
+            keys_param = sa.literal(list(part), ARRAY(sa.String()))
+            found.update(
+                conn.scalars(sa.select(raw_blob.c.sha256).where(raw_blob.c.sha256 == sa.any_(keys_param)))
+            )
+        return found
     for part in chunks(wanted):
         found.update(conn.scalars(sa.select(raw_blob.c.sha256).where(raw_blob.c.sha256.in_(part))))
     return found
