@@ -171,6 +171,16 @@ def _read_source_form(form: FormData) -> tuple[dict[str, Any], dict[str, Any], d
     return values, config, credential
 
 
+def _require_tls_acknowledgement(values: dict[str, Any], config: dict[str, Any]) -> None:
+    """Switching certificate verification off is accepted only with the risk box ticked."""
+    if not config["tls_verify"] and not values["acknowledge_tls_risk"]:
+        raise LedgerError(
+            "SOURCE_CONFIG_INVALID",
+            "certificate verification is off: acknowledge the risk, or switch verification back on",
+            context={"fields": ["acknowledge_tls_risk"]},
+        )
+
+
 @router.get("/sources/new", response_class=HTMLResponse)
 def new_source(request: Request, _: Admin) -> Response:
     return _source_form(request, source=None, values=_form_values(None))
@@ -183,12 +193,7 @@ async def create_source(request: Request, _: Admin) -> Response:
     values: dict[str, Any] = _form_values(None)
     try:
         values, config, credential = _read_source_form(form)
-        if not config["tls_verify"] and not values["acknowledge_tls_risk"]:
-            raise LedgerError(
-                "SOURCE_CONFIG_INVALID",
-                "certificate verification is off: acknowledge the risk, or switch verification back on",
-                context={"fields": ["acknowledge_tls_risk"]},
-            )
+        _require_tls_acknowledgement(values, config)
         collector = get_collector("pve")
         checked = collector.check_config(config)
         if not credential:
@@ -225,12 +230,7 @@ async def save_source(request: Request, ref: str, _: Admin) -> Response:
     values: dict[str, Any] = _form_values(source)
     try:
         values, config, credential = _read_source_form(form)
-        if not config["tls_verify"] and not values["acknowledge_tls_risk"]:
-            raise LedgerError(
-                "SOURCE_CONFIG_INVALID",
-                "certificate verification is off: acknowledge the risk, or switch verification back on",
-                context={"fields": ["acknowledge_tls_risk"]},
-            )
+        _require_tls_acknowledgement(values, config)
         if credential:
             collector = get_collector(source.source_type)
             collector.check_credential(collector.check_config(config), credential)
