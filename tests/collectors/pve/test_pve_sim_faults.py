@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from asset_ledger.collectors.pve import metrics
+from asset_ledger.collectors.pve.client import pvedaemon_call
 from pvesim import SimServer
 from tests.collectors.pve.pve_sim import (
     ALL_PROFILES,
@@ -307,22 +308,60 @@ def test_ticket_expiring_mid_run_is_renewed(profile: str) -> None:
 # -- load limits, progress, metrics ---------------------------------------------------------------------
 
 
+def high_water(records: list[Any]) -> int:
+    """The most of ``records`` the server was serving at the same moment."""
+    edges = sorted([(r.start, 1) for r in records] + [(r.start + r.duration, -1) for r in records])
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 @pytest.mark.parametrize("profile", SPREAD)
-def test_at_most_three_protected_calls_per_node_and_bounded_node_parallelism(profile: str) -> None:
+def test_at_most_three_calls_per_node_in_each_of_pvedaemon_and_pveproxy(profile: str) -> None:
     topo = cluster_topology(nodes=4, qemu=24, lxc=8)
     events: list[dict[str, Any]] = []
     with sim(profile, topo, latency_ms=5) as server:
         response = run(server, "collect", max_parallel_nodes=2, progress=events.append)
         stats = server.stats()
+        log = server.request_log
     assert response["errors"] == []
     assert max(stats["protected_high_water"].values()) <= 3
-    assert stats["max_in_flight"] <= 2 * 3
+    for node in ("node1", "node2", "node3", "node4"):
+        others = [r for r in log if r.node == node and not r.protected]
+        assert others, node
+        assert high_water(others) <= 3, node
+    # two nodes at a time, each with at most 3 + 3 calls (the cluster-wide calls come before them)
+    assert stats["max_in_flight"] <= 2 * 6
     phases = [e["phase"] for e in events]
     assert phases[0] == "connect"
     assert phases[-1] == "done"
     node_events = [e for e in events if e["phase"] == "nodes" and e["node"]]
     assert sorted(e["node"] for e in node_events) == ["node1", "node2", "node3", "node4"]
     assert node_events[-1]["done"] == node_events[-1]["total"] == 4
+
+
+@pytest.mark.parametrize("profile", ["6.4", "8.4"])
+def test_guest_configs_are_not_held_up_by_dead_guest_agents(profile: str) -> None:
+    """Dead agents hold all 3 pvedaemon workers of their node for seconds; the configs (answered by
+    pveproxy) must be read meanwhile, not after them."""
+    topo = cluster_topology(
+        nodes=1, qemu=30, lxc=0, agent_share=1.0, agent_timeout=6, agent_not_running=0, agent_qga_error=0
+    )
+    with sim(profile, topo, latency_ms=2, agent_delay=1.0) as server:
+        response = run(server, "collect")
+        log = server.request_log
+    assert response["errors"] == []
+    dead = sorted(
+        (r for r in log if r.path.endswith("/agent/network-get-interfaces") and r.duration >= 1.0),
+        key=lambda r: r.start,
+    )
+    configs = [r for r in log if r.path.endswith("/config")]
+    assert len(dead) == 6
+    assert len(configs) == 30
+    first_round_over = min(r.start + r.duration for r in dead)
+    assert max(r.start + r.duration for r in configs) < first_round_over
 
 
 def test_metrics_are_exposed_in_their_own_registry() -> None:
@@ -341,3 +380,22 @@ def test_metrics_are_exposed_in_their_own_registry() -> None:
 def test_auth_type_matches_profile_helper() -> None:
     assert auth_for("6.1") == "user_password"
     assert auth_for("6.2") == "api_token"
+
+
+@pytest.mark.parametrize("profile", ALL_PROFILES)
+def test_the_collector_knows_which_of_its_calls_pvedaemon_serves(profile: str) -> None:
+    """The collector's split between pvedaemon and pveproxy slots matches PVE's own ``protected`` flag (pvesim
+    takes it from the release's API schema) for every call a collect makes on that release."""
+    with sim(profile, cluster_topology(agent_share=1.0)) as server:
+        response = run(server, "collect")
+        log = server.request_log
+    assert response["errors"] == []
+    api = [r for r in log if r.template and not r.path.endswith("/access/ticket")]
+    assert any(r.protected for r in api)
+    assert any(not r.protected for r in api)
+    wrong = {
+        (r.method, r.template)
+        for r in api
+        if pvedaemon_call(r.path.removeprefix("/api2/json")) != r.protected
+    }
+    assert wrong == set()

@@ -56,6 +56,20 @@ MAX_RATE_LIMIT_RETRIES = 3
 MAX_RETRY_AFTER_S = 30.0
 #: At most this many concurrent calls that end in a node's pvedaemon (it has 3 workers).
 PROTECTED_CALLS_PER_NODE = 3
+#: At most this many concurrent calls per node that its pveproxy answers itself (it has 3 workers too;
+#: these calls are short, but they must not queue behind dead guest agents holding every pvedaemon worker).
+OTHER_CALLS_PER_NODE = 3
+CALLS_PER_NODE = PROTECTED_CALLS_PER_NODE + OTHER_CALLS_PER_NODE
+#: The calls that PVE marks ``protected`` (pveproxy hands them to pvedaemon), among those the collector
+#: makes: the guest lists, guest status, guest agent and container interfaces. The same in every release
+#: 5.0-9.1 (pve-apidata); configs and node status are answered by pveproxy.
+_PVEDAEMON_PATH = re.compile(
+    r"^/cluster/status$"
+    r"|^/nodes/[^/]+/(qemu|lxc)$"
+    r"|^/nodes/[^/]+/(qemu|lxc)/[0-9]+/status/current$"
+    r"|^/nodes/[^/]+/qemu/[0-9]+/agent(/[^/]+)?$"
+    r"|^/nodes/[^/]+/lxc/[0-9]+/interfaces$"
+)
 #: Answers larger than this (after decompression) are refused: the largest real PVE answer, /cluster/resources
 #: of a 10,000-guest cluster, is about 3 MB; without a cap a broken proxy or a gzip bomb exhausts memory.
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -201,6 +215,11 @@ class Ticket:
     issued_at: float
 
 
+def pvedaemon_call(path: str) -> bool:
+    """Whether PVE serves ``path`` in one of the node's 3 pvedaemon workers (a ``protected`` call)."""
+    return _PVEDAEMON_PATH.match(path) is not None
+
+
 class NodeSlots:
     """At most ``size`` calls at a time; waiting calls are let in by priority (lower first), then in order.
 
@@ -266,13 +285,13 @@ class PveClient:
         self._node_http: dict[str, httpx.AsyncClient] = {}
         self._verify: ssl.SSLContext | None = None
         self._auth_lock = asyncio.Lock()
-        self._node_slots: dict[str, NodeSlots] = {}
+        self._node_slots: dict[tuple[str, bool], NodeSlots] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> PveClient:
         self._verify = await self._ssl_context()
-        self._http = self._new_http(max(4, self.config.max_parallel_nodes * PROTECTED_CALLS_PER_NODE))
+        self._http = self._new_http(max(4, self.config.max_parallel_nodes * CALLS_PER_NODE))
         return self
 
     def _new_http(self, connections: int) -> httpx.AsyncClient:
@@ -297,14 +316,14 @@ class PveClient:
 
         httpx's pool looks at every connection for every queued request, so one pool of 48 connections
         (16 nodes x 3 calls) costs more CPU per request than the request itself; per-node pools of
-        3 connections keep that constant. A test transport is shared.
+        6 connections (3 pvedaemon + 3 pveproxy calls) keep that constant. A test transport is shared.
         """
         if self._transport is not None or not path.startswith("/nodes/"):
             return self._http
         node = path.split("/", 3)[2]
         client = self._node_http.get(node)
         if client is None and self._http is not None:
-            client = self._node_http[node] = self._new_http(PROTECTED_CALLS_PER_NODE)
+            client = self._node_http[node] = self._new_http(CALLS_PER_NODE)
         return client
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -314,11 +333,14 @@ class PveClient:
         for client in clients:
             await client.aclose()
 
-    def node_slot(self, node: str) -> NodeSlots:
-        """The slots that keep calls to ``node`` at most 3 at a time, most urgent first."""
-        slot = self._node_slots.get(node)
+    def node_slot(self, node: str, path: str) -> NodeSlots:
+        """The slots ``path`` waits for on ``node``: at most 3 calls at a time in its pvedaemon and 3 in
+        its pveproxy, each most urgent first."""
+        protected = pvedaemon_call(path)
+        slot = self._node_slots.get((node, protected))
         if slot is None:
-            slot = self._node_slots[node] = NodeSlots(PROTECTED_CALLS_PER_NODE)
+            size = PROTECTED_CALLS_PER_NODE if protected else OTHER_CALLS_PER_NODE
+            slot = self._node_slots[node, protected] = NodeSlots(size)
         return slot
 
     # -- TLS -----------------------------------------------------------------------------------------

@@ -386,10 +386,12 @@ class _Run:
         data: Mapping[str, Any] | None = None,
         priority: int = 1,
     ) -> Any:
-        """A call proxied to ``node``, at most 3 at a time per node; waiting calls go by ``priority``:
-        0 agent calls (a dead agent holds a worker for seconds: start those first), 1 node status, QEMU
-        list and configs of running VMs (they lead to agent calls), 2 everything else."""
-        async with self.client.node_slot(node).hold(priority):
+        """A call proxied to ``node``: at most 3 at a time in its pvedaemon (protected calls: guest lists,
+        agent, container interfaces) and 3 in its pveproxy (configs, node status), so configs flow while
+        dead guest agents hold every pvedaemon worker. Waiting calls go by ``priority``: 0 agent calls (a
+        dead agent holds a worker for seconds: start those first), 1 node status, QEMU list and configs of
+        running VMs (they lead to agent calls), 2 everything else."""
+        async with self.client.node_slot(node, path).hold(priority):
             return await self.client.call(method, path, params=params, data=data, timeout_s=timeout_s)
 
     def guest_progress(self, *, final: bool = False) -> str:
