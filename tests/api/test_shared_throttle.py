@@ -137,6 +137,17 @@ def test_expired_failures_are_pruned_by_later_attempts(two: Two) -> None:
     assert two.status(two.second, "bob", OTHER_PASSWORD, address="192.0.2.99") == 303
     # The old failures are gone, and a right password leaves nothing behind.
     assert two.rows() == 0
+    # A refused attempt prunes as well: failures at t=0 for other keys, then bob locked at t=200 ...
+    for i in range(5):
+        assert two.status(two.first, f"sprayed-{i}", "guess", address="192.0.2.1") == 401
+    two.clock.advance(200)
+    for i in range(5):
+        assert two.status(two.second, "bob", "guess", address=f"192.0.2.{10 + i}") == 401
+    assert two.rows() == 20
+    # ... at t=350 bob is still locked, and the refusal deletes the t=0 failures.
+    two.clock.advance(150)
+    assert two.status(two.first, "bob", OTHER_PASSWORD, address="192.0.2.99") == 429
+    assert two.rows() == 10
 
 
 def test_concurrent_wrong_passwords_get_exactly_the_limit(ledger: Ledger) -> None:

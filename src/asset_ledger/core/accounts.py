@@ -298,10 +298,8 @@ def throttle_keys(username: str, address: str) -> tuple[str, str]:
 
 def _lock_throttle(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-            dict(zip(("space", "key"), _THROTTLE_LOCK, strict=True)),
-        )
+        space, key = _THROTTLE_LOCK
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": space, "key": key})
 
 
 def _wait(conn: Connection, key_sha256: str, throttle: Throttle, now: datetime) -> float:
@@ -323,25 +321,27 @@ def _claim_attempt(engine: Engine, keys: Sequence[str], throttle: Throttle) -> l
     key (the ids of the rows, to take back if the password turns out right). Prunes expired failures."""
     now = throttle.clock()
     digests = [_digest(key) for key in keys]
+    ids = [str(uuid.uuid4()) for _ in digests]
     with write_tx(engine) as conn:
         _lock_throttle(conn)
         conn.execute(login_failure.delete().where(login_failure.c.failed_at <= now - throttle.window))
         wait = max(_wait(conn, digest, throttle, now) for digest in digests)
-        if wait > 0:
-            seconds = max(math.ceil(wait), 1)
-            raise LedgerError(
-                "AUTH_THROTTLED",
-                f"too many wrong passwords for this user name or from this address; try again in {seconds} "
-                "seconds",
-                context={"retry_after_s": seconds},
+        if wait == 0:
+            conn.execute(
+                login_failure.insert(),
+                [
+                    {"id": row_id, "key_sha256": digest, "failed_at": now}
+                    for row_id, digest in zip(ids, digests, strict=True)
+                ],
             )
-        ids = [str(uuid.uuid4()) for _ in digests]
-        conn.execute(
-            login_failure.insert(),
-            [
-                {"id": row_id, "key_sha256": digest, "failed_at": now}
-                for row_id, digest in zip(ids, digests, strict=True)
-            ],
+    # Raised after the transaction, so the pruning above is kept even when the attempt is refused.
+    if wait > 0:
+        seconds = max(math.ceil(wait), 1)
+        raise LedgerError(
+            "AUTH_THROTTLED",
+            f"too many wrong passwords for this user name or from this address; try again in {seconds} "
+            "seconds",
+            context={"retry_after_s": seconds},
         )
     return ids
 
