@@ -47,6 +47,15 @@ CASES = [
     Case("GET", "/metrics", 401, 200, 200),
     Case("GET", "/api/v1/openapi.json", 401, 200, 200),
     Case("GET", "/api/v1/me", 401, 200, 200),
+    # Only a browser session changes its own password (tests/api/test_own_password.py); tokens are refused.
+    Case(
+        "POST",
+        "/api/v1/me/password",
+        401,
+        403,
+        403,
+        body={"current_password": "not-the-password", "new_password": "a-long-new-password"},
+    ),
     Case("GET", "/api/v1/users", 401, 403, 200),
     Case("POST", "/api/v1/users", 401, 403, 201, body={"password": "a-long-password", "role": "viewer"}),
     Case("GET", "/api/v1/users/{viewer_id}", 401, 403, 200),

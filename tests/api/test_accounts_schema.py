@@ -10,7 +10,12 @@ from asset_ledger.core import Ledger
 from asset_ledger.storage import accounts_tables, read_tx
 from asset_ledger.storage.migrate import MIGRATIONS, _config
 
-MINE = {accounts_tables.app_user.name, accounts_tables.user_session.name, accounts_tables.api_token.name}
+MINE = {
+    accounts_tables.app_user.name,
+    accounts_tables.user_session.name,
+    accounts_tables.api_token.name,
+    accounts_tables.login_failure.name,
+}
 
 
 def test_migrations_have_one_head() -> None:

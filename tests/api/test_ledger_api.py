@@ -109,6 +109,36 @@ def test_runs_filter_by_source_and_status(api_service: Service, api_lab: FakeSou
     assert api.get("/api/v1/runs/not-a-run").status_code == 404
 
 
+def test_runs_filter_by_mode(api_service: Service, api_lab: FakeSource) -> None:
+    api_lab.respond(snapshot([1]))
+    health = api_lab.run("healthcheck")
+    api_lab.run("detect")
+    collect = api_lab.run("collect")
+    api_lab.run("collect")
+    api = api_service.client(api_service.viewer_token)
+    by_mode = {
+        mode: api.get("/api/v1/runs", params={"mode": mode}).json()
+        for mode in ("healthcheck", "detect", "collect")
+    }
+    assert {mode: page["total"] for mode, page in by_mode.items()} == {
+        "healthcheck": 1,
+        "detect": 1,
+        "collect": 2,
+    }
+    assert all(r["mode"] == mode for mode, page in by_mode.items() for r in page["items"])
+    assert [r["id"] for r in by_mode["healthcheck"]["items"]] == [health.id]
+    assert collect.id in [r["id"] for r in by_mode["collect"]["items"]]
+    # Combined with the other filters.
+    both = api.get("/api/v1/runs", params={"mode": "collect", "source": "lab", "status": "succeeded"}).json()
+    assert both["total"] == 2
+    # A mode that does not exist is the registered validation error, naming the allowed modes.
+    bad = api.get("/api/v1/runs", params={"mode": "inventory"})
+    assert bad.status_code == 422
+    error = bad.json()["error"]
+    assert error["code"] == "REQUEST_INVALID"
+    assert "healthcheck, detect, collect" in error["message"]
+
+
 def estate() -> dict[str, Any]:
     answer = snapshot(range(1, 6), nodes=("node1", "node2"))
     container = vm(900, "node2", power="stopped")

@@ -45,6 +45,19 @@ PAGES = [
     Page("POST", "/logout", 401, 303, 303),
     Page("GET", "/", LOGIN, 303, 303),
     Page("GET", "/account", LOGIN, 200, 200),
+    # A wrong current password: refused with 400 for both (the right one: tests/web/test_account_page.py).
+    Page(
+        "POST",
+        "/account/password",
+        401,
+        400,
+        400,
+        {
+            "current_password": "not-the-password",
+            "new_password": "a-new-password",
+            "new_password_again": "a-new-password",
+        },
+    ),
     Page("POST", "/account/tokens", 401, 201, 201, {"name": "a script"}),
     Page("POST", "/account/tokens/{own_token}/revoke", 401, 303, 303),
     Page("GET", "/users", LOGIN, 403, 200),

@@ -22,6 +22,7 @@ from asset_ledger import __version__
 from asset_ledger.api import errors, meta, users
 from asset_ledger.api import ledger as ledger_routes
 from asset_ledger.api.worker_task import embedded_worker
+from asset_ledger.core.accounts import Throttle
 from asset_ledger.core.ledger import Ledger
 from asset_ledger.core.settings import Settings
 from asset_ledger.storage import make_engine
@@ -71,8 +72,10 @@ def create_app(
     *,
     engine: Engine | None = None,
     options: ServiceOptions | None = None,
+    throttle: Throttle | None = None,
 ) -> FastAPI:
-    """The app for ``settings`` (default: from the environment). Pass ``engine`` to share one."""
+    """The app for ``settings`` (default: from the environment). Pass ``engine`` to share one;
+    ``throttle`` is the rule against password guessing (its count lives in the database)."""
     settings = settings or Settings.from_env()
     options = options or ServiceOptions(embedded_worker=False)
     own_engine = engine is None
@@ -98,6 +101,7 @@ def create_app(
     )
     app.state.ledger = ledger
     app.state.options = options
+    app.state.throttle = throttle or Throttle()
 
     errors.install(app, html_handler=pages.error_page)
     app.include_router(meta.router)

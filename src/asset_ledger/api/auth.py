@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import accounts
-from asset_ledger.core.accounts import Session, User
+from asset_ledger.core.accounts import Session, Throttle, User
 from asset_ledger.core.ledger import Ledger
 
 SESSION_COOKIE = "ledger_session"
@@ -44,6 +44,16 @@ def ledger_of(request: Request) -> Ledger:
 
 def engine_of(request: Request) -> Engine:
     return ledger_of(request).engine
+
+
+def throttle_of(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, one of the keys password guessing is counted by."""
+    return request.client.host if request.client else "-"
 
 
 def principal_of(request: Request) -> Principal | None:

@@ -29,6 +29,7 @@ _STATUS_BY_CODE = {
     "RUN_NOT_QUEUED": 409,
     "SOURCE_DISABLED": 409,
     "REQUEST_INVALID": 422,
+    "AUTH_THROTTLED": 429,
 }
 _STATUS_BY_CATEGORY = {"internal": 500, "storage": 503}
 
@@ -58,6 +59,7 @@ _MEANINGS = {
     405: "The method is not allowed on this path.",
     409: "Conflicts with the current state (exists already, a run is active, not held, ...).",
     422: "The request does not match the API's schema (REQUEST_INVALID, fields named in context).",
+    429: "Too many wrong passwords for this user or address (AUTH_THROTTLED); Retry-After says when.",
     500: "An unexpected internal error (INTERNAL_ERROR).",
     503: "The database is unavailable (STORAGE_UNAVAILABLE).",
 }
@@ -80,9 +82,19 @@ def error_body(error: LedgerError) -> dict[str, Any]:
     return {"error": error.as_error()}
 
 
+def error_headers(error: LedgerError) -> dict[str, str]:
+    """Headers an error answer carries: the auth scheme with a 401, when to retry with a 429."""
+    if error.code == "AUTH_REQUIRED":
+        return {"WWW-Authenticate": "Bearer"}
+    if "retry_after_s" in error.context:
+        return {"Retry-After": str(int(error.context["retry_after_s"]))}
+    return {}
+
+
 def error_response(error: LedgerError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.code == "AUTH_REQUIRED" else None
-    return JSONResponse(error_body(error), status_code=status_for(error), headers=headers)
+    return JSONResponse(
+        error_body(error), status_code=status_for(error), headers=error_headers(error) or None
+    )
 
 
 def is_machine_path(path: str) -> bool:

@@ -159,15 +159,17 @@ def queue_run(request: Request, ref: str, body: RunCreate, principal: Admin) -> 
 
 
 @router.get("/runs")
-def list_runs(
+def list_runs(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
     request: Request,
     _: Viewer,
     source: str | None = None,
     status: str | None = None,
+    mode: Annotated[str | None, Query(description="healthcheck, detect or collect")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
-    return ledger_of(request).list_runs(source=source, status=status, limit=limit, offset=offset).to_dict()
+    runs = ledger_of(request).list_runs(source=source, status=status, mode=mode, limit=limit, offset=offset)
+    return runs.to_dict()
 
 
 @router.get("/runs/{run_id}")

@@ -1,4 +1,5 @@
-"""``/api/v1/me``, ``/api/v1/users`` (admin) and ``/api/v1/tokens`` (each user their own; admins all)."""
+"""``/api/v1/me`` (and the caller's own password), ``/api/v1/users`` (admin) and ``/api/v1/tokens`` (each
+user their own; admins all)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from asset_ledger.api.auth import Admin, Viewer, engine_of
+from asset_ledger.api.auth import Admin, Viewer, client_address, engine_of, throttle_of
 from asset_ledger.api.errors import ERROR_RESPONSES
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import accounts
@@ -53,6 +54,12 @@ class UserUpdate(BaseModel):
     password: str | None = Field(default=None, repr=False)
 
 
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(repr=False)
+    new_password: str = Field(repr=False)
+
+
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -61,6 +68,28 @@ class TokenCreate(BaseModel):
 @router.get("/me")
 def me(principal: Viewer) -> dict[str, Any]:
     return {**user_json(principal.user), "authenticated_by": principal.via}
+
+
+@router.post("/me/password")
+def change_own_password(request: Request, body: PasswordChange, principal: Viewer) -> dict[str, Any]:
+    """The signed-in user's own password (a browser session with its CSRF header; API tokens are refused).
+    Wrong current passwords count as failed sign-ins (AUTH_THROTTLED after 5). Ends the user's other
+    sessions and keeps this one; ``other_sessions_ended`` says how many."""
+    if principal.session is None:
+        raise LedgerError(
+            "AUTH_FORBIDDEN",
+            "a password is changed from a signed-in browser session (the Account page); API tokens cannot",
+        )
+    ended = accounts.change_own_password(
+        engine_of(request),
+        principal.user.id,
+        body.current_password,
+        body.new_password,
+        address=client_address(request),
+        keep_session=principal.session.token,
+        throttle=throttle_of(request),
+    )
+    return {**user_json(principal.user), "other_sessions_ended": ended}
 
 
 @router.get("/users")

@@ -4,15 +4,22 @@ Roles: ``admin`` manages sources, credentials, users and runs; ``viewer`` reads 
 Passwords are hashed with argon2id (argon2-cffi); session and API-token secrets are random 256-bit values
 handed to the user once and stored only as their SHA-256. Nothing here returns a password hash or a stored
 token digest to a caller outside this module.
+
+Password guessing is throttled in the database, so every process on it shares one count: each password
+check (sign-in, or the current password when changing it) first records a failure for the user name and for
+the client address, atomically with the check that neither key is locked; a right password then takes its
+failures back (and clears the user name's). ``Throttle`` holds the rule and the clock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -23,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from asset_ledger.contract import LedgerError
 from asset_ledger.storage import read_tx, write_tx
-from asset_ledger.storage.accounts_tables import ROLES, api_token, app_user, user_session
+from asset_ledger.storage.accounts_tables import ROLES, api_token, app_user, login_failure, user_session
 
 Role = Literal["admin", "viewer"]
 
@@ -79,6 +86,23 @@ def _now() -> datetime:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """The rule against password guessing: after ``limit`` failed password checks for one user name (or
+    from one client address) within ``window``, that key is locked until fewer than ``limit`` of its
+    failures are younger than ``window``. ``clock`` is the time source (tests move it instead of waiting)."""
+
+    limit: int = 5
+    window: timedelta = timedelta(seconds=300)
+    clock: Callable[[], datetime] = field(default=_now)
+
+
+#: PostgreSQL advisory lock (two-int form: namespace, key) serialising the throttle's transactions, so the
+#: "not locked yet" check and the failure it records are one step for every process. SQLite write
+#: transactions are serialised already (``BEGIN IMMEDIATE``).
+_THROTTLE_LOCK = (0x416C5447, 1)
 
 
 def _user(m: sa.RowMapping) -> User:
@@ -221,6 +245,42 @@ def update_user(
         return _get_user(conn, user_id)
 
 
+def change_own_password(
+    engine: Engine,
+    user_id: str,
+    current_password: str,
+    new_password: str,
+    *,
+    address: str,
+    keep_session: str | None = None,
+    throttle: Throttle | None = None,
+) -> int:
+    """A user changing their own password: the current one must be right (checked behind the sign-in
+    throttle: wrong ones count as failed sign-ins), the new one follows the rules of user creation. Ends
+    every browser session of the user except ``keep_session`` (a session token); returns how many ended.
+    API tokens stay valid."""
+    check_password(new_password)
+    throttle = throttle or Throttle()
+    user = get_user(engine, user_id)
+    keys = throttle_keys(user.username, address)
+    attempt = _claim_attempt(engine, keys, throttle)
+    if authenticate(engine, user.username, current_password) is None:
+        raise LedgerError("PASSWORD_WRONG", "the current password is wrong; the password was not changed")
+    new_hash = hash_password(new_password)
+    with write_tx(engine) as conn:
+        _clear_attempt(conn, keys[0], attempt)
+        conn.execute(
+            app_user.update()
+            .where(app_user.c.id == user_id)
+            .values(password_hash=new_hash, updated_at=_now())
+        )
+        others = user_session.delete().where(user_session.c.user_id == user_id)
+        if keep_session is not None:
+            others = others.where(user_session.c.token_sha256 != _digest(keep_session))
+        ended: int = conn.execute(others).rowcount
+    return ended
+
+
 def delete_user(engine: Engine, user_id: str) -> None:
     with write_tx(engine) as conn:
         current = _get_user(conn, user_id)
@@ -229,6 +289,84 @@ def delete_user(engine: Engine, user_id: str) -> None:
         conn.execute(app_user.delete().where(app_user.c.id == user_id))
         if current.is_admin and _active_admins(conn) == 0:
             raise LedgerError("USER_INVALID", "the last enabled admin cannot be deleted")
+
+
+def throttle_keys(username: str, address: str) -> tuple[str, str]:
+    """The two keys a password check counts against: the user name (case-insensitive) and the address."""
+    return (f"user:{username.lower()}", f"addr:{address}")
+
+
+def _lock_throttle(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        space, key = _THROTTLE_LOCK
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": space, "key": key})
+
+
+def _wait(conn: Connection, key_sha256: str, throttle: Throttle, now: datetime) -> float:
+    """Seconds until ``key`` is no longer locked (0 when it is not)."""
+    times: Sequence[datetime] = conn.scalars(
+        sa.select(login_failure.c.failed_at)
+        .where(login_failure.c.key_sha256 == key_sha256, login_failure.c.failed_at > now - throttle.window)
+        .order_by(login_failure.c.failed_at.desc())
+        .limit(throttle.limit)
+    ).all()
+    if len(times) < throttle.limit:
+        return 0.0
+    # The key unlocks when the oldest of its newest ``limit`` failures leaves the window.
+    return max((times[-1] + throttle.window - now).total_seconds(), 0.0)
+
+
+def _claim_attempt(engine: Engine, keys: Sequence[str], throttle: Throttle) -> list[str]:
+    """Refuse with AUTH_THROTTLED when a key is locked; otherwise record this attempt as a failure of every
+    key (the ids of the rows, to take back if the password turns out right). Prunes expired failures."""
+    now = throttle.clock()
+    digests = [_digest(key) for key in keys]
+    ids = [str(uuid.uuid4()) for _ in digests]
+    with write_tx(engine) as conn:
+        _lock_throttle(conn)
+        conn.execute(login_failure.delete().where(login_failure.c.failed_at <= now - throttle.window))
+        wait = max(_wait(conn, digest, throttle, now) for digest in digests)
+        if wait == 0:
+            conn.execute(
+                login_failure.insert(),
+                [
+                    {"id": row_id, "key_sha256": digest, "failed_at": now}
+                    for row_id, digest in zip(ids, digests, strict=True)
+                ],
+            )
+    # Raised after the transaction, so the pruning above is kept even when the attempt is refused.
+    if wait > 0:
+        seconds = max(math.ceil(wait), 1)
+        raise LedgerError(
+            "AUTH_THROTTLED",
+            f"too many wrong passwords for this user name or from this address; try again in {seconds} "
+            "seconds",
+            context={"retry_after_s": seconds},
+        )
+    return ids
+
+
+def _clear_attempt(conn: Connection, user_key: str, attempt: Sequence[str]) -> None:
+    """A right password: this attempt was no failure, and the user name's failures are forgiven (the
+    address keeps its other failures)."""
+    _lock_throttle(conn)
+    conn.execute(login_failure.delete().where(login_failure.c.id.in_(list(attempt))))
+    conn.execute(login_failure.delete().where(login_failure.c.key_sha256 == _digest(user_key)))
+
+
+def sign_in(
+    engine: Engine, username: str, password: str, address: str, *, throttle: Throttle | None = None
+) -> User | None:
+    """``authenticate`` behind the shared throttle: raises AUTH_THROTTLED (``context.retry_after_s``) while
+    the user name or the address is locked, counts a wrong password against both."""
+    throttle = throttle or Throttle()
+    keys = throttle_keys(username, address)
+    attempt = _claim_attempt(engine, keys, throttle)
+    user = authenticate(engine, username, password)
+    if user is not None:
+        with write_tx(engine) as conn:
+            _clear_attempt(conn, keys[0], attempt)
+    return user
 
 
 def authenticate(engine: Engine, username: str, password: str) -> User | None:

@@ -570,17 +570,27 @@ class Ledger:
 
     @_storage_errors
     def list_runs(
-        self, *, source: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        source: str | None = None,
+        status: str | None = None,
+        mode: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> Page[Run]:
-        """Runs, newest first."""
+        """Runs, newest first; ``mode`` is healthcheck, detect or collect."""
         if status is not None and status not in RUN_STATUSES:
             raise LedgerError("REQUEST_INVALID", f"status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+        if mode is not None and mode not in RUN_MODES:
+            raise LedgerError("REQUEST_INVALID", f"mode {mode!r} is not one of {', '.join(RUN_MODES)}")
         with self._read() as conn:
             conditions = []
             if source is not None:
                 conditions.append(run.c.source_id == self._find_source(conn, source).id)
             if status is not None:
                 conditions.append(run.c.status == status)
+            if mode is not None:
+                conditions.append(run.c.mode == mode)
             total = conn.scalar(sa.select(sa.func.count()).select_from(run).where(*conditions)) or 0
             rows = conn.execute(
                 self._run_query()

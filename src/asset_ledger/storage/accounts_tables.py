@@ -1,4 +1,4 @@
-"""Tables of the ledger's own users: accounts, browser sessions and API tokens.
+"""Tables of the ledger's own users: accounts, browser sessions, API tokens and the sign-in throttle.
 
 They live in the same ``metadata`` as the inventory tables (one schema, one migration history). Session
 and token secrets are never stored: only their SHA-256, so a leaked database opens no door.
@@ -48,4 +48,18 @@ api_token = sa.Table(
     sa.Column("last_used_at", UtcDateTime(), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Index("ix_api_token_user", "user_id"),
+)
+
+#: Recent failed password checks (sign-in, or the current password when changing it), one row per throttle
+#: key per failure: shared by every process on the database. The key is stored as its SHA-256 (a bounded
+#: length whatever the user name typed, and no user names or addresses in the table). Rows older than the
+#: throttle window are deleted by the next attempt.
+login_failure = sa.Table(
+    "login_failure",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("key_sha256", SHA, nullable=False),
+    sa.Column("failed_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_login_failure_key", "key_sha256", "failed_at"),
+    sa.Index("ix_login_failure_failed_at", "failed_at"),
 )

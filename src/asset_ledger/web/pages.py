@@ -1,12 +1,10 @@
-"""Sign-in, sign-out, users and API-token pages, and the HTML error page; the ledger's own pages are in
-``ledger_pages``. Every form posts with the session's CSRF token (checked in ``api.auth``)."""
+"""Sign-in, sign-out, the account page (own password, API tokens), users and the HTML error page; the
+ledger's own pages are in ``ledger_pages``. Every form posts with the session's CSRF token (checked in
+``api.auth``)."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import deque
 from typing import Any
 from urllib.parse import quote
 
@@ -18,63 +16,19 @@ from asset_ledger.api.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Admin,
+    Principal,
     Viewer,
+    client_address,
     engine_of,
     principal_of,
+    throttle_of,
 )
-from asset_ledger.api.errors import status_for
+from asset_ledger.api.errors import error_headers, status_for
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import accounts
 from asset_ledger.web.render import render
 
 router = APIRouter(include_in_schema=False)
-
-
-class LoginThrottle:
-    """Slows password guessing: after ``limit`` failed sign-ins for one user name (or from one address)
-    within ``window_s``, further attempts are refused until the window has passed. Per process."""
-
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def wait_s(self, keys: tuple[str, ...]) -> float:
-        """Seconds until a new attempt is allowed (0 when it is allowed now)."""
-        now = time.monotonic()
-        with self._lock:
-            waits = [
-                times[0] + self.window_s - now
-                for key in keys
-                if len(times := self._recent(key, now)) >= self.limit
-            ]
-        return max(waits, default=0.0)
-
-    def failed(self, keys: tuple[str, ...]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, keys: tuple[str, ...]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
-
-
-def _throttle(request: Request) -> LoginThrottle:
-    throttle = getattr(request.app.state, "login_throttle", None)
-    if throttle is None:
-        throttle = request.app.state.login_throttle = LoginThrottle()
-    assert isinstance(throttle, LoginThrottle)
-    return throttle
 
 
 def _safe_next(value: str | None) -> str:
@@ -148,21 +102,24 @@ async def login(request: Request) -> Response:
             status=403,
             error="The sign-in form expired or did not come from this site; try again.",
         )
-    throttle = _throttle(request)
-    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '-'}")
-    wait = throttle.wait_s(keys)
-    if wait > 0:
-        return _login_page(
+    engine = engine_of(request)
+    try:
+        user = accounts.sign_in(
+            engine, username, password, client_address(request), throttle=throttle_of(request)
+        )
+    except LedgerError as exc:
+        if exc.code != "AUTH_THROTTLED":
+            raise
+        response = _login_page(
             request,
             next=next_url,
             username=username,
             status=429,
-            error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+            error=f"Too many failed sign-ins; try again in {exc.context['retry_after_s']} seconds.",
         )
-    engine = engine_of(request)
-    user = accounts.authenticate(engine, username, password)
+        response.headers.update(error_headers(exc))
+        return response
     if user is None:
-        throttle.failed(keys)
         return _login_page(
             request,
             next=next_url,
@@ -170,7 +127,6 @@ async def login(request: Request) -> Response:
             status=401,
             error="Wrong user name or password, or the account is disabled.",
         )
-    throttle.succeeded(keys)
     session = accounts.start_session(engine, user)
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
@@ -195,26 +151,81 @@ def logout(request: Request, principal: Viewer) -> Response:
     return response
 
 
+def _account_page(
+    request: Request,
+    principal: Principal,
+    *,
+    new_token: str = "",
+    change_error: str = "",
+    change_done: str = "",
+    status: int = 200,
+) -> Response:
+    owner = None if principal.user.is_admin else principal.user.id
+    context: dict[str, Any] = {
+        "tokens": accounts.list_tokens(engine_of(request), owner),
+        "new_token": new_token,
+        "change_error": change_error,
+        "change_done": change_done,
+        "min_password_length": accounts.MIN_PASSWORD_LENGTH,
+        "section": "account",
+    }
+    return render(request, "account.html", context, status_code=status)
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account(request: Request, principal: Viewer) -> Response:
-    owner = None if principal.user.is_admin else principal.user.id
-    tokens = accounts.list_tokens(engine_of(request), owner)
-    return render(request, "account.html", {"tokens": tokens, "new_token": "", "section": "account"})
+    return _account_page(request, principal)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+async def change_password(request: Request, principal: Viewer) -> Response:
+    """The signed-in user's own password: the current one, the new one twice. Ends the other sessions."""
+    form = await request.form()
+    current = str(form.get("current_password") or "")
+    new = str(form.get("new_password") or "")
+    if new != str(form.get("new_password_again") or ""):
+        return _account_page(
+            request,
+            principal,
+            change_error="The two new passwords differ; the password was not changed.",
+            status=400,
+        )
+    try:
+        ended = accounts.change_own_password(
+            engine_of(request),
+            principal.user.id,
+            current,
+            new,
+            address=client_address(request),
+            keep_session=principal.session.token if principal.session is not None else None,
+            throttle=throttle_of(request),
+        )
+    except LedgerError as exc:
+        if exc.code not in ("PASSWORD_WRONG", "USER_INVALID", "AUTH_THROTTLED"):
+            raise
+        message = exc.message[0].upper() + exc.message[1:] + "."
+        response = _account_page(request, principal, change_error=message, status=status_for(exc))
+        response.headers.update(error_headers(exc))
+        return response
+    if ended == 0:
+        others = "no other session was open"
+    elif ended == 1:
+        others = "1 other session was signed out"
+    else:
+        others = f"{ended} other sessions were signed out"
+    return _account_page(
+        request,
+        principal,
+        change_done=f"Your password was changed; {others}. This session stays signed in.",
+    )
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
 async def create_token(request: Request, principal: Viewer) -> Response:
     form = await request.form()
-    engine = engine_of(request)
-    secret, _ = accounts.create_token(engine, principal.user.id, str(form.get("name") or ""))
-    owner = None if principal.user.is_admin else principal.user.id
+    secret, _ = accounts.create_token(engine_of(request), principal.user.id, str(form.get("name") or ""))
     # The secret is rendered in this response only (never in a URL, never again).
-    return render(
-        request,
-        "account.html",
-        {"tokens": accounts.list_tokens(engine, owner), "new_token": secret, "section": "account"},
-        status_code=201,
-    )
+    return _account_page(request, principal, new_token=secret, status=201)
 
 
 @router.post("/account/tokens/{token_id}/revoke")
