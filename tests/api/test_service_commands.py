@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from asset_ledger.cli.main import cli
@@ -89,16 +92,14 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -> None:
-    assert (
-        run_cli(
-            "user", "add", "admin", "--role", "admin", "--password-stdin", input="serve-password-1\n"
-        ).exit_code
-        == 0
-    )
+@contextlib.contextmanager
+def serving(run_cli: Cli, **env_extra: str) -> Iterator[tuple[int, list[str]]]:
+    """``asset-ledger serve`` in its own process on a free port; yields the port and, once it stopped,
+    its output (as the list's only item)."""
     port = _free_port()
     env = {**os.environ, **run_cli.env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     env.pop("ASSET_LEDGER_LISTEN", None)
+    env.update(env_extra)
     server = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, "serve", "--port", str(port)],
         env=env,
@@ -106,6 +107,7 @@ def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    output: list[str] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -117,6 +119,20 @@ def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.1)
         assert health.json() == {"status": "ok", "database": "ok"}
+        yield port, output
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output.append(server.communicate(timeout=30)[0].decode())
+
+
+def add_admin(run_cli: Cli, password: str = "serve-password-1") -> None:
+    result = run_cli("user", "add", "admin", "--role", "admin", "--password-stdin", input=password + "\n")
+    assert result.exit_code == 0
+
+
+def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -> None:
+    add_admin(run_cli)
+    with serving(run_cli) as (port, output):
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             assert client.get("/api/v1/me").status_code == 401
             login = client.get("/login")
@@ -128,10 +144,40 @@ def test_serve_listens_on_loopback_and_serves_the_ui_and_the_api(run_cli: Cli) -
             if (fields := line.split())[3] == "0A" and int(fields[1].split(":")[1], 16) == port
         ]
         assert listening == ["0100007F"]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode()
-    assert f"Asset Ledger on http://127.0.0.1:{port}/ (worker: embedded)" in output
+    assert f"Asset Ledger on http://127.0.0.1:{port}/ (worker: embedded)" in output[0]
+
+
+def sign_in(port: int, username: str, password: str, client_address: str) -> int:
+    """One sign-in through a reverse proxy that says the browser is at ``client_address``."""
+    headers = {"X-Forwarded-For": client_address}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        form = client.get("/login")
+        csrf = form.cookies["ledger_login_csrf"]
+        answer = client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": csrf, "next": "/"}
+        )
+    return answer.status_code
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_sign_in_throttle_per_browser_address_behind_a_trusted_proxy(run_cli: Cli, trusted: bool) -> None:
+    """Behind a reverse proxy every request comes from the proxy's address: unless the proxy is trusted,
+    five wrong passwords from one browser lock everyone out; a forged header from anyone else is ignored."""
+    add_admin(run_cli)
+    env = {"ASSET_LEDGER_COOKIE_SECURE": "0"}  # plain http on loopback in this test
+    if trusted:
+        env["ASSET_LEDGER_TRUSTED_PROXIES"] = "127.0.0.1"
+    with serving(run_cli, **env) as (port, output):
+        for n in range(5):
+            assert sign_in(port, f"guess{n}", "wrong-password-1", "203.0.113.7") == 401
+        assert sign_in(port, "guess9", "wrong-password-1", "203.0.113.7") == 429
+        other_browser = sign_in(port, "admin", "serve-password-1", "198.51.100.9")
+    if trusted:
+        assert other_browser == 303
+        assert "Believing X-Forwarded-For from 127.0.0.1" in output[0]
+    else:
+        assert other_browser == 429
+        assert "X-Forwarded-For" not in output[0]
 
 
 def test_a_standalone_worker_runs_queued_runs_until_terminated(run_cli: Cli) -> None:
@@ -176,10 +222,15 @@ def test_service_settings_come_from_the_environment() -> None:
             "ASSET_LEDGER_METRICS_PUBLIC": "yes",
             "ASSET_LEDGER_EMBEDDED_WORKER": "off",
             "ASSET_LEDGER_WORKER_POLL_S": "0.5",
+            "ASSET_LEDGER_TRUSTED_PROXIES": " 10.0.0.1, 192.168.0.0/24 ,",
         }
     )
     assert options == ServiceOptions(
-        cookie_secure=False, metrics_public=True, embedded_worker=False, worker_poll_s=0.5
+        cookie_secure=False,
+        metrics_public=True,
+        embedded_worker=False,
+        worker_poll_s=0.5,
+        trusted_proxies="10.0.0.1,192.168.0.0/24",
     )
 
 
@@ -189,3 +240,10 @@ def test_serve_refuses_a_bad_listen_address(run_cli: Cli) -> None:
     )
     assert result.exit_code == 2
     assert "ASSET_LEDGER_LISTEN must be HOST:PORT" in result.output
+
+
+def test_serve_refuses_a_trusted_proxy_that_is_not_an_address(run_cli: Cli) -> None:
+    env = {**run_cli.env, "ASSET_LEDGER_TRUSTED_PROXIES": "127.0.0.1,proxy.example"}
+    result = CliRunner().invoke(cli, ["serve"], env=env, catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "must list IP addresses or CIDR ranges, not 'proxy.example'" in result.output

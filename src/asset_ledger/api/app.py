@@ -48,6 +48,9 @@ class ServiceOptions:
     embedded_worker: bool = True
     #: Seconds between the worker's looks at the queue and the schedules.
     worker_poll_s: float = 2.0
+    #: Addresses (comma-separated IPs or CIDR ranges) of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed; empty: forwarded headers are ignored (anyone could forge them).
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceOptions:
@@ -64,6 +67,11 @@ class ServiceOptions:
             metrics_public=flag("ASSET_LEDGER_METRICS_PUBLIC", False),
             embedded_worker=flag("ASSET_LEDGER_EMBEDDED_WORKER", True),
             worker_poll_s=float(env.get("ASSET_LEDGER_WORKER_POLL_S") or 2.0),
+            trusted_proxies=",".join(
+                part.strip()
+                for part in env.get("ASSET_LEDGER_TRUSTED_PROXIES", "").split(",")
+                if part.strip()
+            ),
         )
 
 

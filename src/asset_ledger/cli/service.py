@@ -7,6 +7,8 @@ shell history.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 import os
 import signal
@@ -51,12 +53,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     ledger = _ledger()
     options = ServiceOptions.from_env()
     if no_worker:
-        options = ServiceOptions(
-            cookie_secure=options.cookie_secure,
-            metrics_public=options.metrics_public,
-            embedded_worker=False,
-            worker_poll_s=options.worker_poll_s,
-        )
+        options = dataclasses.replace(options, embedded_worker=False)
     app = create_app(ledger.settings, engine=ledger.engine, options=options)
     bind_host, bind_port = _listen(host, port)
     if not accounts.list_users(ledger.engine):
@@ -66,7 +63,23 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
     worker_mode = "embedded" if options.embedded_worker else "none"
     click.echo(f"Asset Ledger on http://{shown}:{bind_port}/ (worker: {worker_mode})")
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False)
+    if options.trusted_proxies:
+        for entry in options.trusted_proxies.split(","):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise click.UsageError(
+                    f"ASSET_LEDGER_TRUSTED_PROXIES must list IP addresses or CIDR ranges, not {entry!r}"
+                ) from None
+        click.echo(f"Believing X-Forwarded-For from {options.trusted_proxies}")
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        proxy_headers=bool(options.trusted_proxies),
+        forwarded_allow_ips=options.trusted_proxies or None,
+    )
 
 
 @click.command("worker")
