@@ -43,6 +43,11 @@ def test_collect_then_read_the_inventory(run_cli: Cli) -> None:
     shown = run_cli.json("runs", "show", runs["items"][0]["id"])
     assert shown["summary"]["added"] == 4
 
+    assert run_cli("run", "lab", "--mode", "healthcheck").exit_code == 0
+    assert [r["mode"] for r in run_cli.json("runs", "list")["items"]] == ["healthcheck", "collect"]
+    assert [r["mode"] for r in run_cli.json("runs", "list", "--mode", "collect")["items"]] == ["collect"]
+    assert run_cli("runs", "list", "--mode", "inventory").exit_code == 2
+
 
 def test_a_failed_run_exits_1_with_codes_and_actions(run_cli: Cli) -> None:
     run_cli.add_source()

@@ -506,15 +506,23 @@ def runs() -> None:
 @runs.command("list")
 @click.option("--source", "source_name", help="Only this source.")
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "held"]))
+@click.option("--mode", type=click.Choice(["healthcheck", "detect", "collect"]))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @json_option
 @click.pass_context
 def runs_list(
-    ctx: click.Context, *, source_name: str | None, status: str | None, limit: int, offset: int, as_json: bool
+    ctx: click.Context,
+    *,
+    source_name: str | None,
+    status: str | None,
+    mode: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    page = ledger_of(ctx).list_runs(source=source_name, status=status, limit=limit, offset=offset)
+    page = ledger_of(ctx).list_runs(source=source_name, status=status, mode=mode, limit=limit, offset=offset)
     footer = f"\n{len(page.items)} of {page.total} run(s)" if page.total > len(page.items) else ""
     emit(ctx, page.to_dict(), render.runs_table(page.items) + footer, as_json=as_json)
 
