@@ -29,6 +29,7 @@ _STATUS_BY_CODE = {
     "RUN_NOT_QUEUED": 409,
     "SOURCE_DISABLED": 409,
     "REQUEST_INVALID": 422,
+    "RAW_BLOB_CORRUPT": 500,
 }
 _STATUS_BY_CATEGORY = {"internal": 500, "storage": 503}
 
@@ -58,7 +59,8 @@ _MEANINGS = {
     405: "The method is not allowed on this path.",
     409: "Conflicts with the current state (exists already, a run is active, not held, ...).",
     422: "The request does not match the API's schema (REQUEST_INVALID, fields named in context).",
-    500: "An unexpected internal error (INTERNAL_ERROR).",
+    500: "An unexpected internal error (INTERNAL_ERROR), or a stored raw blob that does not rebuild to its "
+    "exact bytes (RAW_BLOB_CORRUPT).",
     503: "The database is unavailable (STORAGE_UNAVAILABLE).",
 }
 
