@@ -39,6 +39,23 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def volatile_paths(name: str) -> tuple[tuple[str, ...], ...]:
+    """Property paths of ``name`` annotated ``"x-volatile": true``: values that move on every poll (uptime)
+    without the inventory changing. Only plain nested ``properties`` are followed."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("x-volatile") is True and path:
+            found.append(path)
+        for key, child in (node.get("properties") or {}).items():
+            walk(child, (*path, key))
+
+    walk(load_schema(name), ())
+    return tuple(found)
+
+
 @cache
 def _registry() -> Registry[Any]:
     resources_ = []
