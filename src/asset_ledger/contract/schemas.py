@@ -39,20 +39,26 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+@cache
 def volatile_paths(name: str) -> tuple[tuple[str, ...], ...]:
     """Property paths of ``name`` annotated ``"x-volatile": true``: values that move on every poll (uptime)
-    without the inventory changing. Only plain nested ``properties`` are followed."""
+    without the inventory changing. Nested ``properties`` are followed, through local ``#/$defs/`` refs."""
+    schema = load_schema(name)
+    defs = schema.get("$defs") or {}
     found: list[tuple[str, ...]] = []
 
     def walk(node: Any, path: tuple[str, ...]) -> None:
         if not isinstance(node, dict):
             return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node = {**defs.get(ref.removeprefix("#/$defs/"), {}), **node}
         if node.get("x-volatile") is True and path:
             found.append(path)
         for key, child in (node.get("properties") or {}).items():
             walk(child, (*path, key))
 
-    walk(load_schema(name), ())
+    walk(schema, ())
     return tuple(found)
 
 
