@@ -21,8 +21,10 @@ do not see the codec. A delta whose base is missing, or any blob whose bytes do 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +43,11 @@ CODEC = "zstd"
 DELTA_CODEC = "zstd-delta"
 CODECS = (CODEC, DELTA_CODEC)
 ZSTD_LEVEL = 3
+#: Level of delta frames, with parameters sized to the payload (a 1 KB payload needs a 4 KB window, not the
+#: level's default 2 MB: the compressor is set up per base, so small tables also make it cheaper). Measured on
+#: the 15,576 new versions of an XL collect: level 3 stores 1,045,643 bytes in 0.25 s, level 7 1,007,265
+#: bytes in the same time; levels 11-13 store 7-12 % less but take 2-3 times as long.
+DELTA_LEVEL = 7
 #: A delta is kept when it is at most this share of its base's full frame; otherwise the payload is stored
 #: full (and becomes the base of the next versions). Chosen by measurement on XL snapshots: a guest whose
 #: counters moved deltas to 9-15 % of its frame, one whose inventory changed (memory, cores, name) to 15-25 %;
@@ -101,11 +108,35 @@ def _raw_dict(base: bytes) -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
+@functools.cache
+def _delta_params(size_bits: int) -> zstandard.ZstdCompressionParameters:
+    """Delta frame parameters for a base and payload of up to ``2 ** size_bits`` bytes each."""
+    size = 1 << size_bits
+    return zstandard.ZstdCompressionParameters.from_level(DELTA_LEVEL, source_size=size, dict_size=size)
+
+
+def _delta_compressor(base: bytes, size: int) -> zstandard.ZstdCompressor:
+    params = _delta_params(max(len(base), size, 1).bit_length())
+    return zstandard.ZstdCompressor(compression_params=params, dict_data=_raw_dict(base))
+
+
+#: One decompressor for full frames per thread (setting one up per blob cost more than decompressing; a
+#: decompressor must not be shared between threads).
+_local = threading.local()
+
+
+def _full_decompressor() -> zstandard.ZstdDecompressor:
+    found: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if found is None:
+        found = _local.decompressor = zstandard.ZstdDecompressor()
+    return found
+
+
 def _rebuild(key: str, codec: str, data: bytes, base: bytes | None) -> bytes:
     """The exact bytes of one blob (``base``: the exact bytes of a delta's base), checked against its key."""
     try:
         if codec == CODEC:
-            out = zstandard.ZstdDecompressor().decompress(data)
+            out = _full_decompressor().decompress(data)
         elif codec == DELTA_CODEC:
             if base is None:
                 raise _corrupt(key, "its delta base is missing")
@@ -170,9 +201,7 @@ def put_many(
             found = bases.get(previous.get(key, ""))
             if found is not None:
                 base_key, base_data, base_stored = found
-                delta = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=_raw_dict(base_data)).compress(
-                    data
-                )
+                delta = _delta_compressor(base_data, len(data)).compress(data)
                 if len(delta) <= DELTA_MAX_SHARE * base_stored:
                     codec, packed = DELTA_CODEC, delta
                     deltas += 1
