@@ -78,8 +78,8 @@ class PutResult:
     deltas_added: int = 0
 
 
-def _key_filter(conn: Connection, column: Any, keys: Sequence[str]) -> Iterator[Any]:
-    """Conditions ``column`` in ``keys``, one per chunk of keys."""
+def key_filter(conn: Connection, column: Any, keys: Sequence[str]) -> Iterator[Any]:
+    """Conditions ``column`` in ``keys`` (a string column), one per chunk of keys."""
     if conn.dialect.name == "postgresql":
         # One array parameter instead of an IN list of thousands of parameters: 20,000 keys (an XL
         # snapshot's first ingest) are looked up several times faster.
@@ -93,7 +93,7 @@ def _key_filter(conn: Connection, column: Any, keys: Sequence[str]) -> Iterator[
 def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` are already stored."""
     found: set[str] = set()
-    for condition in _key_filter(conn, raw_blob.c.sha256, sorted(set(keys))):
+    for condition in key_filter(conn, raw_blob.c.sha256, sorted(set(keys))):
         found.update(conn.scalars(sa.select(raw_blob.c.sha256).where(condition)))
     return found
 
@@ -153,25 +153,38 @@ def _rebuild(key: str, codec: str, data: bytes, base: bytes | None) -> bytes:
 def _load_bases(conn: Connection, previous_keys: Iterable[str]) -> dict[str, tuple[str, bytes, int]]:
     """For each stored previous version: the key of the full blob a new delta may use as its base, that
     blob's exact bytes and its stored size. A full previous version is its own base; a delta's base is its
-    base (the star). Blobs that cannot be rebuilt are left out: the new payload is then stored full."""
-    base = raw_blob.alias("base")
-    query = sa.select(
-        raw_blob.c.sha256, base.c.sha256.label("base_key"), base.c.codec, base.c.data, base.c.size_stored
-    ).join(base, base.c.sha256 == sa.func.coalesce(raw_blob.c.base_sha256, raw_blob.c.sha256))
+    base (the star). Blobs that cannot be rebuilt are left out: the new payload is then stored full.
+
+    Two primary-key lookups (the previous versions, then the bases of those that are deltas) rather than one
+    self-join, which PostgreSQL planned as a scan of the whole store."""
+    columns = (
+        raw_blob.c.sha256,
+        raw_blob.c.codec,
+        raw_blob.c.base_sha256,
+        raw_blob.c.data,
+        raw_blob.c.size_stored,
+    )
+    found: dict[str, Any] = {}
+    for condition in key_filter(conn, raw_blob.c.sha256, sorted(set(previous_keys))):
+        found.update((row.sha256, row) for row in conn.execute(sa.select(*columns).where(condition)))
+    base_of = {key: row.base_sha256 if row.codec == DELTA_CODEC else key for key, row in found.items()}
+    missing = sorted({b for b in base_of.values() if b is not None and b not in found})
+    for condition in key_filter(conn, raw_blob.c.sha256, missing):
+        found.update((row.sha256, row) for row in conn.execute(sa.select(*columns).where(condition)))
     out: dict[str, tuple[str, bytes, int]] = {}
     rebuilt: dict[str, bytes | None] = {}
-    for condition in _key_filter(conn, raw_blob.c.sha256, sorted(set(previous_keys))):
-        for row in conn.execute(query.where(condition)):
-            if row.codec != CODEC:
-                continue  # never the case in a star; such a blob is simply not used as a base
-            if row.base_key not in rebuilt:
-                try:
-                    rebuilt[row.base_key] = _rebuild(row.base_key, CODEC, row.data, None)
-                except LedgerError:
-                    rebuilt[row.base_key] = None
-            data = rebuilt[row.base_key]
-            if data is not None:
-                out[row.sha256] = (row.base_key, data, int(row.size_stored))
+    for key, base_key in base_of.items():
+        base = found.get(base_key) if base_key is not None else None
+        if base is None or base.codec != CODEC:
+            continue  # a delta whose base is gone, or not full: not used, the new payload is stored full
+        if base_key not in rebuilt:
+            try:
+                rebuilt[base_key] = _rebuild(base_key, CODEC, base.data, None)
+            except LedgerError:
+                rebuilt[base_key] = None
+        data = rebuilt[base_key]
+        if data is not None:
+            out[key] = (base_key, data, int(base.size_stored))
     return out
 
 
@@ -238,7 +251,7 @@ def get_many(conn: Connection, keys: Iterable[str]) -> dict[str, bytes]:
     ``RAW_BLOB_CORRUPT`` when one cannot be rebuilt exactly."""
     wanted = sorted(set(keys))
     rows: dict[str, Any] = {}
-    for condition in _key_filter(conn, raw_blob.c.sha256, wanted):
+    for condition in key_filter(conn, raw_blob.c.sha256, wanted):
         for row in conn.execute(
             sa.select(raw_blob.c.sha256, raw_blob.c.codec, raw_blob.c.data, raw_blob.c.base_sha256).where(
                 condition
@@ -246,7 +259,7 @@ def get_many(conn: Connection, keys: Iterable[str]) -> dict[str, bytes]:
         ):
             rows[row.sha256] = row
     base_keys = sorted({r.base_sha256 for r in rows.values() if r.base_sha256 is not None} - rows.keys())
-    for condition in _key_filter(conn, raw_blob.c.sha256, base_keys):
+    for condition in key_filter(conn, raw_blob.c.sha256, base_keys):
         for row in conn.execute(
             sa.select(raw_blob.c.sha256, raw_blob.c.codec, raw_blob.c.data, raw_blob.c.base_sha256).where(
                 condition
