@@ -313,27 +313,27 @@ def _inventory_changed(conn: Connection, candidates: Mapping[str, Mapping[str, A
 
 
 _gc_lock = threading.Lock()
-#: How many snapshots are landing now, and whether the collector was on before the first of them.
-_gc_pause = {"count": 0, "was_enabled": True}
+#: How many snapshots are landing now.
+_gc_pause = {"count": 0}
 
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a snapshot lands. An XL snapshot is millions of small, acyclic
-    objects (reference counting frees them); each full collection walked all of them, 0.2-0.3 s of an XL
-    ingest. Concurrent ingests share one pause; it ends with the last of them."""
+    """Everything alive when a snapshot starts landing is left out of the cyclic garbage collector's walks
+    until it has landed (``gc.freeze``): an XL snapshot is millions of small, acyclic objects (reference
+    counting frees them), and each full collection walked all of them, 0.2-0.3 s of an XL ingest. New cyclic
+    garbage is still collected. Concurrent ingests share one freeze; it ends with the last of them."""
     with _gc_lock:
         if _gc_pause["count"] == 0:
-            _gc_pause["was_enabled"] = gc.isenabled()
-            gc.disable()
+            gc.freeze()
         _gc_pause["count"] += 1
     try:
         yield
     finally:
         with _gc_lock:
             _gc_pause["count"] -= 1
-            if _gc_pause["count"] == 0 and _gc_pause["was_enabled"]:
-                gc.enable()
+            if _gc_pause["count"] == 0:
+                gc.unfreeze()
 
 
 def apply_snapshot(
