@@ -41,17 +41,17 @@ from asset_ledger.storage.tables import raw_blob
 
 CODEC = "zstd"
 DELTA_CODEC = "zstd-delta"
-CODECS = (CODEC, DELTA_CODEC)
 ZSTD_LEVEL = 3
 #: Level of delta frames, with parameters sized to the payload (a 1 KB payload needs a 4 KB window, not the
 #: level's default 2 MB: the compressor is set up per base, so small tables also make it cheaper). Measured on
 #: the 15,576 new versions of an XL collect: level 3 stores 1,045,643 bytes in 0.25 s, level 7 1,007,265
-#: bytes in the same time; levels 11-13 store 7-12 % less but take 2-3 times as long.
+#: bytes in the same time; levels 11-13 store 8-10 % less but take 2-3.5 times as long.
 DELTA_LEVEL = 7
 #: A delta is kept when it is at most this share of its base's full frame; otherwise the payload is stored
 #: full (and becomes the base of the next versions). Chosen by measurement on XL snapshots: a guest whose
-#: counters moved deltas to 9-15 % of its frame, one whose inventory changed (memory, cores, name) to 15-25 %;
-#: only a payload that is mostly new goes above half.
+#: counters moved deltas to 10-19 % of its frame, one whose inventory changed (memory, cores, name) to
+#: 15-27 %. Re-basing at share s pays back after (1 - s) / (s - 0.13) polls (1.4 at 0.5); a lower bound would
+#: store full frames on every poll for payloads whose moving part is simply large (docs/performance.md, 4.).
 DELTA_MAX_SHARE = 0.5
 #: New blobs handled per base lookup: bounds the decompressed bases held at once (memory) while keeping the
 #: number of queries small.
