@@ -244,3 +244,23 @@ def test_a_ledger_at_0002_with_blobs_upgrades_and_its_blobs_become_bases(db_url:
             assert raw.verify(conn).problems == []
     finally:
         engine.dispose()
+
+
+def test_downgrading_to_0002_stores_every_delta_full_again(ledger: Ledger) -> None:
+    base, delta, data = _delta_and_base(ledger)
+    with write_tx(ledger.engine) as conn:
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002_accounts")
+    with ledger.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("raw_blob")}
+        row = conn.execute(
+            sa.text("SELECT codec, data, size_stored FROM raw_blob WHERE sha256 = :k"), {"k": delta}
+        ).one()
+    assert "base_sha256" not in columns
+    assert row.codec == "zstd"
+    assert row.size_stored == len(row.data)
+    assert zstandard.ZstdDecompressor().decompress(bytes(row.data)) == data
+    assert upgrade(ledger.engine) == "0003_raw_delta"  # and back up again
+    with ledger.engine.connect() as conn:
+        assert raw.get_many(conn, [base, delta])[delta] == data
