@@ -7,6 +7,7 @@ Python thread. The parent talks to it over a pipe (stats, request log, volatile-
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import random
 import resource
@@ -85,6 +86,17 @@ def build_topology(scenario: Scenario) -> Any:
     return topo
 
 
+#: The churn model (what moves between two polls). Named here so that figure 4 can compute the information
+#: the moved values carry (``churn_information_bits``) from the same numbers that move them.
+COUNTER_STEP = (10**5, 10**9)  #: each of netin/netout/diskread/diskwrite grows by randrange(*COUNTER_STEP)
+GUEST_COUNTERS = 4
+GUEST_CPU = (0.0, 0.5)  #: guest cpu: uniform in this range, 4 decimals
+MEM_DIVISORS = (2, 3, 4)  #: guest mem used: memory / one of these
+NODE_CPU = (0.01, 0.6)  #: node cpu: uniform in this range, 4 decimals
+NODE_MEM_GIB = (8, 60)  #: node memory used: randrange(*NODE_MEM_GIB) GiB
+NODE_LOAD_MAX = 8.0  #: each of the 3 load averages: uniform(0, NODE_LOAD_MAX), 2 decimals
+
+
 def churn_volatile(topo: Any, rng: random.Random, seconds: int = 3600) -> None:
     """What happens between two polls of a real cluster: uptime grows, CPU and memory use move, traffic
     and disk counters grow on every running guest and node. Nothing an inventory cares about changes."""
@@ -93,18 +105,48 @@ def churn_volatile(topo: Any, rng: random.Random, seconds: int = 3600) -> None:
             if guest.state != "running":
                 continue
             guest.uptime += seconds
-            guest.cpu_usage = round(rng.uniform(0, 0.5), 4)
-            guest.mem_used = guest.memory * 1024 * 1024 // rng.choice((2, 3, 4))
-            guest.netin += rng.randrange(10**5, 10**9)
-            guest.netout += rng.randrange(10**5, 10**9)
-            guest.diskread += rng.randrange(10**5, 10**9)
-            guest.diskwrite += rng.randrange(10**5, 10**9)
+            guest.cpu_usage = round(rng.uniform(*GUEST_CPU), 4)
+            guest.mem_used = guest.memory * 1024 * 1024 // rng.choice(MEM_DIVISORS)
+            guest.netin += rng.randrange(*COUNTER_STEP)
+            guest.netout += rng.randrange(*COUNTER_STEP)
+            guest.diskread += rng.randrange(*COUNTER_STEP)
+            guest.diskwrite += rng.randrange(*COUNTER_STEP)
         for node in topo.nodes.values():
             node.uptime += seconds
-            node.cpu = round(rng.uniform(0.01, 0.6), 4)
-            node.memory_used = rng.randrange(8, 60) * 1024**3
-            node.loadavg = tuple(f"{rng.uniform(0, 8):.2f}" for _ in range(3))
+            node.cpu = round(rng.uniform(*NODE_CPU), 4)
+            node.memory_used = rng.randrange(*NODE_MEM_GIB) * 1024**3
+            node.loadavg = tuple(f"{rng.uniform(0, NODE_LOAD_MAX):.2f}" for _ in range(3))
     topo.touch()
+
+
+def churn_information_bits(running_guests: int, nodes: int) -> dict[str, float]:
+    """Shannon information of one ``churn_volatile`` step, in bits: what any exact encoding of the new
+    payloads must store beyond their previous versions (the uptime step is fixed, so it carries none; a value
+    that appears twice in a payload carries its information once)."""
+    counter = math.log2(COUNTER_STEP[1] - COUNTER_STEP[0])
+    guest_cpu = math.log2((GUEST_CPU[1] - GUEST_CPU[0]) * 10**4 + 1)
+    guest_mem = math.log2(len(MEM_DIVISORS))
+    per_guest = GUEST_COUNTERS * counter + guest_cpu + guest_mem
+    node_cpu = math.log2((NODE_CPU[1] - NODE_CPU[0]) * 10**4 + 1)
+    node_mem = math.log2(NODE_MEM_GIB[1] - NODE_MEM_GIB[0])
+    node_load = 3 * math.log2(NODE_LOAD_MAX * 100 + 1)
+    per_node = node_cpu + node_mem + node_load
+    return {
+        "per_guest_counter": counter,
+        "per_guest_cpu": guest_cpu,
+        "per_guest_mem": guest_mem,
+        "per_guest": per_guest,
+        "per_node": per_node,
+        "total": running_guests * per_guest + nodes * per_node,
+    }
+
+
+def choice_information_bits(population: int, picked: int) -> float:
+    """Bits to name which ``picked`` of ``population`` guests ``change_guests`` changed (the changes
+    themselves follow from the choice)."""
+    return (
+        math.lgamma(population + 1) - math.lgamma(picked + 1) - math.lgamma(population - picked + 1)
+    ) / math.log(2)
 
 
 def change_guests(topo: Any, rng: random.Random, share: float) -> int:

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from asset_ledger.core import Ledger
+from asset_ledger.storage import write_tx
+from asset_ledger.storage.tables import raw_blob
 from tests.api.conftest import Service, make_service
 from tests.conftest import FakeSource, add_fake_source
 from tests.core.fake_collector import runs_on, snapshot, vm
@@ -199,6 +202,35 @@ def test_asset_detail_relations_and_topology(api_service: Service, api_lab: Fake
     assert {c["name"] for c in hosts["node2"]["children"]} == {"vm2", "vm4", "vm900"}
     assert next(c for c in hosts["node2"]["children"] if c["name"] == "vm900")["guest_type"] == "lxc"
     assert api.get("/api/v1/assets/nope").json()["error"]["code"] == "ASSET_NOT_FOUND"
+
+
+def test_raw_history_of_delta_versions_and_a_broken_base(api_service: Service, api_lab: FakeSource) -> None:
+    answers = []
+    for poll in range(3):
+        answer = snapshot(range(1, 4))
+        for item in answer["assets"]:
+            item["raw_payload"].update(netin=10**10 + poll * 7_654_321, uptime=3600 * poll)
+        answers.append(answer)
+        assert api_lab.collect(answer).status == "succeeded"
+    api = api_service.client(api_service.viewer_token)
+    vm1 = next(a for a in api.get("/api/v1/assets").json()["items"] if a["external_id"] == "qemu/1")
+    detail = api.get(f"/api/v1/assets/{vm1['id']}").json()
+    sent = [
+        next(a["raw_payload"] for a in answer["assets"] if a["external_id"] == "qemu/1") for answer in answers
+    ]
+    assert [v["payload"] for v in detail["raw_history"]] == sent[::-1]
+    newest = detail["raw_history"][0]["sha256"]
+    with api_service.ledger.engine.connect() as conn:
+        base = conn.scalar(sa.select(raw_blob.c.base_sha256).where(raw_blob.c.sha256 == newest))
+    assert base is not None  # the newest version is a delta
+    with write_tx(api_service.ledger.engine) as conn:
+        conn.execute(
+            raw_blob.update().where(raw_blob.c.sha256 == base).values(data=b"\x28\xb5\x2f\xfd broken")
+        )
+    broken = api.get(f"/api/v1/assets/{vm1['id']}")
+    assert broken.status_code == 500
+    assert broken.json()["error"]["code"] == "RAW_BLOB_CORRUPT"
+    assert base in broken.json()["error"]["message"]
 
 
 def test_openapi_document_describes_the_api(api_service: Service) -> None:

@@ -254,3 +254,38 @@ def test_collector_run_refuses_an_unusable_request_with_exit_2(run_cli: Cli, req
 def test_collector_list_names_the_installed_collectors(run_cli: Cli) -> None:
     rows = run_cli.json("collector", "list")
     assert {"type": "fake", "version": "fake-1.0", "installed": True} in rows
+
+
+def test_raw_verify_rebuilds_every_blob_and_names_a_broken_one(run_cli: Cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    run_cli.add_source()
+    first = snapshot(range(1, 4))
+    run_cli.answer(first)
+    assert run_cli("run", "lab").exit_code == 0
+    for item in first["assets"]:
+        item["raw_payload"]["netin"] = 123456789  # counters moved: new versions, stored as deltas
+    run_cli.answer(first)
+    ran = run_cli("run", "lab")
+    assert ran.exit_code == 0, ran.output
+    # The VMs' payloads went in as deltas (the host's is too small for a delta to pay).
+    assert "raw store: 4 new blob(s)" in ran.stdout
+    assert "(3 stored as deltas)" in ran.stdout
+    assert "changed 0, refreshed 4" in ran.stdout  # raw payloads moved, the inventory did not
+
+    ok = run_cli.json("raw", "verify")
+    assert ok["deltas"] == 3
+    assert ok["problems"] == []
+    assert "every blob rebuilds the exact bytes" in run_cli("raw", "verify").stdout
+
+    with sqlite3.connect(tmp_path / "data" / "ledger.db") as db:
+        [(delta, base)] = db.execute(
+            "SELECT sha256, base_sha256 FROM raw_blob WHERE codec = 'zstd-delta' LIMIT 1"
+        ).fetchall()
+        db.execute("UPDATE raw_blob SET data = x'00' WHERE sha256 = ?", (base,))
+    broken = run_cli("raw", "verify")
+    assert broken.exit_code == 4
+    assert delta in broken.stdout
+    assert base in broken.stdout
+    assert "error: RAW_BLOB_CORRUPT:" in broken.stderr
+    assert "Traceback" not in broken.output

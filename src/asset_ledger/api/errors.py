@@ -30,6 +30,7 @@ _STATUS_BY_CODE = {
     "SOURCE_DISABLED": 409,
     "REQUEST_INVALID": 422,
     "AUTH_THROTTLED": 429,
+    "RAW_BLOB_CORRUPT": 500,
 }
 _STATUS_BY_CATEGORY = {"internal": 500, "storage": 503}
 
@@ -60,7 +61,8 @@ _MEANINGS = {
     409: "Conflicts with the current state (exists already, a run is active, not held, ...).",
     422: "The request does not match the API's schema (REQUEST_INVALID, fields named in context).",
     429: "Too many wrong passwords for this user or address (AUTH_THROTTLED); Retry-After says when.",
-    500: "An unexpected internal error (INTERNAL_ERROR).",
+    500: "An unexpected internal error (INTERNAL_ERROR), or a stored raw blob that does not rebuild to its "
+    "exact bytes (RAW_BLOB_CORRUPT).",
     503: "The database is unavailable (STORAGE_UNAVAILABLE).",
 }
 

@@ -112,6 +112,7 @@ def run_summary(r: Run) -> str:
     if "assets" in summary:
         lines.append(
             f"  assets: {summary['assets']} (added {summary['added']}, changed {summary['changed']}, "
+            f"refreshed {summary.get('refreshed', 0)} (only uptime or counters moved), "
             f"reappeared {summary['reappeared']}, unchanged {summary['unchanged']}, "
             f"went missing {summary['went_missing']})"
         )
@@ -120,7 +121,8 @@ def run_summary(r: Run) -> str:
             f"went missing {summary['relations_went_missing']})"
         )
         lines.append(
-            f"  raw store: {summary['raw_blobs_added']} new blob(s), {size(summary['raw_bytes_added'])}"
+            f"  raw store: {summary['raw_blobs_added']} new blob(s), {size(summary['raw_bytes_added'])} "
+            f"({summary.get('raw_deltas_added', 0)} stored as deltas)"
         )
     if r.confirmed_by:
         lines.append(f"  confirmed by {r.confirmed_by} at {when(r.confirmed_at)}")

@@ -17,6 +17,7 @@ from asset_ledger.contract.schemas import (
     SchemaIssue,
     load_schema,
     validate,
+    volatile_paths,
 )
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "error_entry",
     "load_schema",
     "validate",
+    "volatile_paths",
     "warning_entry",
 ]

@@ -40,6 +40,29 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
+def volatile_paths(name: str) -> tuple[tuple[str, ...], ...]:
+    """Property paths of ``name`` annotated ``"x-volatile": true``: values that move on every poll (uptime)
+    without the inventory changing. Nested ``properties`` are followed, through local ``#/$defs/`` refs."""
+    schema = load_schema(name)
+    defs = schema.get("$defs") or {}
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node = {**defs.get(ref.removeprefix("#/$defs/"), {}), **node}
+        if node.get("x-volatile") is True and path:
+            found.append(path)
+        for key, child in (node.get("properties") or {}).items():
+            walk(child, (*path, key))
+
+    walk(schema, ())
+    return tuple(found)
+
+
+@cache
 def _registry() -> Registry[Any]:
     resources_ = []
     for name in SCHEMA_NAMES:

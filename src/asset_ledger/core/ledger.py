@@ -46,7 +46,6 @@ from asset_ledger.storage.tables import (
     RUN_TRIGGERS,
     asset,
     credential,
-    raw_blob,
     relation,
     relation_record,
     run,
@@ -838,7 +837,12 @@ class Ledger:
                 .where(run.c.id == row.id)
                 .values(status="running", heartbeat_at=now, owner=f"{HOST}:{os.getpid()}")
             )
-        assert data is not None
+        if data is None:
+            raise LedgerError(
+                "RAW_BLOB_CORRUPT",
+                f"the response held by run {row.id} ({row.held_response_sha256}) is not in the raw store",
+                context={"sha256": row.held_response_sha256},
+            )
         response = json.loads(data)
         try:
             outcome = self._apply(row.id, src, response, guarded=False, secrets=[])
@@ -975,13 +979,21 @@ class Ledger:
             .order_by(sa.func.max(source_record.c.id).desc())
             .limit(limit)
         ).all()
+        # Every version in one read; a delta is rebuilt against its base (RAW_BLOB_CORRUPT if it cannot be).
+        payloads = raw.get_many(conn, [r.raw_sha256 for r in rows])
         versions = []
         for r in rows:
             first_run, last_run = (
                 conn.scalar(sa.select(source_record.c.run_id).where(source_record.c.id == record_id))
                 for record_id in (r.first_record, r.last_record)
             )
-            blob = conn.execute(sa.select(raw_blob).where(raw_blob.c.sha256 == r.raw_sha256)).one()
+            data = payloads.get(r.raw_sha256)
+            if data is None:
+                raise LedgerError(
+                    "RAW_BLOB_CORRUPT",
+                    f"raw blob {r.raw_sha256} of asset {asset_id} is missing from the raw store",
+                    context={"sha256": r.raw_sha256},
+                )
             versions.append(
                 RawVersion(
                     sha256=r.raw_sha256,
@@ -990,8 +1002,8 @@ class Ledger:
                     runs=r.runs,
                     first_seen_at=_utc(r.first_seen_at),
                     last_seen_at=_utc(r.last_seen_at),
-                    size_raw=blob.size_raw,
-                    data=raw.decode(blob.codec, blob.data),
+                    size_raw=len(data),
+                    data=data,
                 )
             )
         return versions
@@ -1004,6 +1016,12 @@ class Ledger:
         if data is None:
             raise LedgerError("ASSET_NOT_FOUND", f"no raw payload {sha256}")
         return data
+
+    @_storage_errors
+    def verify_raw_store(self) -> raw.VerifyReport:
+        """Rebuild every stored blob (deltas against their base) and check each against its SHA-256 key."""
+        with self._read() as conn:
+            return raw.verify(conn)
 
     @_storage_errors
     def raw_store_bytes(self) -> int:

@@ -97,6 +97,8 @@ credential = sa.Table(
 
 #: The content-addressed blob store: raw payloads, normalized records and held responses, as canonical
 #: JSON bytes compressed with zstd, keyed by the SHA-256 of the uncompressed bytes. Insert-only.
+#: ``codec`` ``zstd``: one frame of the bytes; ``zstd-delta``: one frame compressed against the exact bytes
+#: of ``base_sha256`` (always a ``zstd`` blob: a star, never a chain) as a raw-content dictionary.
 raw_blob = sa.Table(
     "raw_blob",
     metadata,
@@ -106,6 +108,7 @@ raw_blob = sa.Table(
     sa.Column("size_stored", sa.Integer(), nullable=False),
     sa.Column("data", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("base_sha256", SHA, sa.ForeignKey("raw_blob.sha256"), nullable=True),
 )
 
 run = sa.Table(
