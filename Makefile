@@ -46,7 +46,7 @@ fmt: $(STAMP)
 ## bench: performance figures (~20 min; PostgreSQL at 127.0.0.1:5432) -> benchmarks/results/latest.{md,json,png}
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py --docs docs/performance.md $(BENCH_ARGS)
 
 ## bench-smoke: the same benchmarks at tiny sizes (seconds), results in var/bench-smoke
 bench-smoke: $(STAMP)

@@ -128,6 +128,35 @@ def markdown(rows: list[Row], meta: dict[str, Any], details: dict[str, Any]) -> 
     return "\n".join(lines)
 
 
+def summary(rows: list[Row], meta: dict[str, Any]) -> str:
+    """The summary block of docs/performance.md: when and where, the table, the notes."""
+    m = meta["machine"]
+    loads = ", ".join(str(r["machine"]["loadavg_at_start"][0]) for r in meta.get("runs", [meta]))
+    notes = [f"- fig {r.figure}, {r.name}: {r.note}" for r in rows if r.note]
+    return "\n".join(
+        [
+            f"Measured {meta['finished']} on {m['nproc']} × {m['cpu_model']}, {m['memory']} RAM, "
+            f"Python {m['python']} (shared machine; 1-minute load average at the start of each part: "
+            f"{loads}). Ratio: measured / bound for figure 1 (target ≤ 1.25), measured / target otherwise "
+            "(≤ 1 meets it).",
+            "",
+            table(rows),
+            "",
+            *notes,
+        ]
+    )
+
+
+def update_docs(path: Path, block: str) -> None:
+    """Replace the text between ``<!-- summary -->`` and ``<!-- /summary -->`` in ``path``."""
+    text = path.read_text("utf-8")
+    head, start, rest = text.partition("<!-- summary -->\n")
+    _, end, tail = rest.partition("<!-- /summary -->")
+    if not start or not end:
+        raise SystemExit(f"{path} has no <!-- summary --> ... <!-- /summary --> block")
+    path.write_text(f"{head}{start}{block}\n{end}{tail}", "utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds not minutes (CI)")
@@ -149,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         "--merge",
         action="store_true",
         help="keep the other figures of an existing latest.json (replace only the figures run now)",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="also write the summary into this file's <!-- summary --> block (make bench: "
+        "docs/performance.md)",
     )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -266,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(document, indent=1, default=str) + "\n", "utf-8")
     (args.out / "latest.md").write_text(markdown(rows, meta, details), "utf-8")
     log(f"wrote {args.out / 'latest.md'} and {args.out / 'latest.json'} in {meta['duration_s']:.0f} s")
+    if args.docs is not None and not args.smoke:
+        update_docs(args.docs, summary(rows, meta))
+        log(f"updated the summary in {args.docs}")
     return 1 if meta["errors"] else 0
 
 
