@@ -1,8 +1,10 @@
 """Finding assets the way people look for them: by kind, status, source, power state, QEMU vs LXC, tag and
 free text, a page at a time with a cursor; and the estate as a tree, Cluster -> Hosts -> VMs.
 
-Read-only; filters run in the database (JSON paths that SQLite and PostgreSQL both understand), so a page
-costs the same with ten assets or a hundred thousand.
+Read-only; every filter is an indexed column or table filled at ingest (``asset.guest_type``,
+``asset_tag``, the substring index of storage.text_search), pages are walks of an index ordered by
+``(display_name, id)``, and the total is counted once, for the first page: a cursor carries it to the next
+pages. So a page costs about the same with ten assets or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from sqlalchemy.engine import Engine, Row
 
 from asset_ledger.contract import LedgerError
 from asset_ledger.core.views import Asset
-from asset_ledger.storage import read_tx
-from asset_ledger.storage.tables import ASSET_STATUSES, asset, relation, source
+from asset_ledger.storage import read_tx, text_search
+from asset_ledger.storage.tables import (
+    ASSET_STATUSES,
+    TEXT_SEARCH_TABLE,
+    asset,
+    asset_tag,
+    relation,
+    source,
+)
 
 KINDS = ("vm", "host", "cluster")
 GUEST_TYPES = ("qemu", "lxc")
@@ -48,14 +57,19 @@ class AssetFilter:
 
 @dataclass(frozen=True, slots=True)
 class AssetPage:
+    """A page of matches. ``total`` is the number of matches when the first page was read; pages reached
+    with a cursor repeat it instead of counting again (``total_counted`` tells which one this page did)."""
+
     items: list[Asset]
     total: int
     next_cursor: str | None
+    total_counted: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "items": [a.to_dict() for a in self.items],
             "total": self.total,
+            "total_counted": self.total_counted,
             "next_cursor": self.next_cursor,
         }
 
@@ -97,22 +111,36 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def encode_cursor(display_name: str, asset_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([display_name, asset_id]).encode()).decode().rstrip("=")
+def encode_cursor(display_name: str, asset_id: str, total: int | None = None) -> str:
+    """Where the next page starts (the last row's sort key) and, for asset lists, the first page's total."""
+    state: list[Any] = [display_name, asset_id] if total is None else [display_name, asset_id, total]
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+
+def decode_cursor_total(cursor: str) -> tuple[str, str, int | None]:
+    """The sort key of a cursor and the total it carries (``None`` in cursors without one)."""
+    invalid = LedgerError("REQUEST_INVALID", "cursor is not one this server handed out")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        state = json.loads(raw)
+    except (ValueError, binascii.Error, TypeError):
+        raise invalid from None
+    if not isinstance(state, list) or len(state) not in {2, 3}:
+        raise invalid
+    name, asset_id, total = (*state, None) if len(state) == 2 else state
+    if not isinstance(name, str) or not isinstance(asset_id, str):
+        raise invalid
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+        raise invalid
+    return name, asset_id, total
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name, asset_id = json.loads(raw)
-    except (ValueError, binascii.Error, TypeError):
-        raise LedgerError("REQUEST_INVALID", "cursor is not one this server handed out") from None
-    if not isinstance(name, str) or not isinstance(asset_id, str):
-        raise LedgerError("REQUEST_INVALID", "cursor is not one this server handed out")
+    name, asset_id, _ = decode_cursor_total(cursor)
     return name, asset_id
 
 
-def _conditions(filt: AssetFilter, source_id: str | None) -> list[sa.ColumnElement[bool]]:
+def _conditions(filt: AssetFilter, source_id: str | None, text_index: str) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if source_id is not None:
         conditions.append(asset.c.source_id == source_id)
@@ -123,11 +151,20 @@ def _conditions(filt: AssetFilter, source_id: str | None) -> list[sa.ColumnEleme
     if filt.power_state is not None:
         conditions.append(asset.c.power_state == filt.power_state)
     if filt.guest_type is not None:
-        conditions.append(asset.c.normalized[("virtualization", "type")].as_string() == filt.guest_type)
+        conditions.append(asset.c.guest_type == filt.guest_type)
     if filt.tag:
-        tags = sa.cast(asset.c.normalized[("virtualization", "tags")], sa.String)
-        conditions.append(tags.like(_like(json.dumps(filt.tag)), escape="\\"))
-    if filt.q:
+        conditions.append(asset.c.id.in_(sa.select(asset_tag.c.asset_id).where(asset_tag.c.tag == filt.tag)))
+    if filt.q and text_index == "fts5" and len(filt.q) >= text_search.MIN_INDEXED_QUERY:
+        # SQLite's FTS5 trigram table: the same case-insensitive substring match on name or external id.
+        phrase = text_search.sqlite_phrase(filt.q)
+        matches: sa.Select[Any] = (
+            sa.select(sa.column("asset_id"))
+            .select_from(sa.table(TEXT_SEARCH_TABLE))
+            .where(sa.literal_column(TEXT_SEARCH_TABLE).op("MATCH")(phrase))
+        )
+        conditions.append(asset.c.id.in_(matches))
+    elif filt.q:
+        # PostgreSQL: the pg_trgm indexes on lower(display_name) / lower(external_id) serve this LIKE.
         pattern = _like(filt.q.lower())
         conditions.append(
             sa.or_(
@@ -152,33 +189,36 @@ def search_assets(
             )
             if source_id is None:
                 raise LedgerError("SOURCE_NOT_FOUND", f"no source named or with id {filt.source!r}")
-        conditions = _conditions(filt, source_id)
-        total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
+        text_index = text_search.text_index_state(conn) if filt.q else "none"
+        conditions = _conditions(filt, source_id, text_index)
         query = asset_select().where(*conditions)
+        total = None
         if cursor:
-            name, asset_id = decode_cursor(cursor)
+            name, asset_id, total = decode_cursor_total(cursor)
             query = query.where(
                 sa.or_(
                     asset.c.display_name > name, sa.and_(asset.c.display_name == name, asset.c.id > asset_id)
                 )
             )
+        counted = total is None
+        if total is None:
+            total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
         rows = conn.execute(query.order_by(asset.c.display_name, asset.c.id).limit(limit + 1)).all()
     items = [asset_from_row(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].display_name, items[-1].id) if len(rows) > limit else None
-    return AssetPage(items=items, total=total, next_cursor=next_cursor)
+    next_cursor = encode_cursor(items[-1].display_name, items[-1].id, total) if len(rows) > limit else None
+    return AssetPage(items=items, total=total, next_cursor=next_cursor, total_counted=counted)
 
 
 def all_tags(engine: Engine) -> list[str]:
     """Every tag a present guest carries (for the filter's choices)."""
-    tags: set[str] = set()
     with read_tx(engine) as conn:
-        for value in conn.scalars(
-            sa.select(asset.c.normalized).where(asset.c.external_kind == "vm", asset.c.status == "present")
-        ):
-            tags.update(
-                t for t in (value.get("virtualization") or {}).get("tags") or [] if isinstance(t, str)
-            )
-    return sorted(tags)
+        tags = conn.scalars(
+            sa.select(asset_tag.c.tag)
+            .distinct()
+            .join(asset, asset.c.id == asset_tag.c.asset_id)
+            .where(asset.c.external_kind == "vm", asset.c.status == "present")
+        )
+        return sorted(tags)
 
 
 # ---------------------------------------------------------------------------------------------- topology

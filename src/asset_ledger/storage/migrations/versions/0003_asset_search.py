@@ -1,0 +1,90 @@
+"""Asset search at 100,000 assets: the guest type as a column, tags in a table of their own, indexes for
+pages ordered by name, and a substring index for the text search. Existing rows are filled here, so an
+upgraded ledger answers every filter as before.
+
+Revision ID: 0003_asset_search
+Revises: 0002_accounts
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from alembic import op
+
+from asset_ledger.storage.text_search import create_text_index
+
+revision = "0003_asset_search"
+down_revision = "0002_accounts"
+branch_labels = None
+depends_on = None
+
+log = logging.getLogger("asset_ledger.storage.migrate")
+
+
+def upgrade() -> None:
+    conn = op.get_bind()
+    op.add_column("asset", sa.Column("guest_type", sa.String(8), nullable=True))
+    op.drop_index("ix_asset_kind_status", table_name="asset")
+    op.create_index("ix_asset_kind_status_name", "asset", ["external_kind", "status", "display_name", "id"])
+    op.create_index("ix_asset_name", "asset", ["display_name", "id"])
+    op.create_index("ix_asset_kind_guest_type_status", "asset", ["external_kind", "guest_type", "status"])
+    op.create_table(
+        "asset_tag",
+        sa.Column("asset_id", sa.String(36), nullable=False),
+        sa.Column("tag", sa.String(1024), nullable=False),
+        sa.ForeignKeyConstraint(["asset_id"], ["asset.id"], name="fk_asset_tag_asset_id_asset"),
+        sa.PrimaryKeyConstraint("asset_id", "tag", name="pk_asset_tag"),
+    )
+    op.create_index("ix_asset_tag_tag", "asset_tag", ["tag", "asset_id"])
+
+    # Backfill from each asset's stored normalized record (what the ingest would have written).
+    if conn.dialect.name == "postgresql":
+        op.execute(
+            "UPDATE asset SET guest_type = normalized -> 'virtualization' ->> 'type' "
+            "WHERE normalized -> 'virtualization' ->> 'type' IS NOT NULL"
+        )
+        op.execute(
+            "INSERT INTO asset_tag (asset_id, tag) "
+            "SELECT DISTINCT asset.id, t.tag FROM asset, jsonb_array_elements_text("
+            "CASE WHEN jsonb_typeof(normalized -> 'virtualization' -> 'tags') = 'array' "
+            "THEN normalized -> 'virtualization' -> 'tags' ELSE '[]'::jsonb END) AS t(tag)"
+        )
+    else:
+        op.execute(
+            "UPDATE asset SET guest_type = json_extract(normalized, '$.virtualization.type') "
+            "WHERE json_extract(normalized, '$.virtualization.type') IS NOT NULL"
+        )
+        op.execute(
+            "INSERT INTO asset_tag (asset_id, tag) "
+            "SELECT DISTINCT asset.id, t.value "
+            "FROM asset, json_each(asset.normalized, '$.virtualization.tags') AS t "
+            "WHERE json_type(asset.normalized, '$.virtualization.tags') = 'array' AND t.type = 'text'"
+        )
+    state = create_text_index(conn)
+    if state == "none":
+        log.warning(
+            "no substring index for the asset search on this %s database (%s); searches by name read every "
+            "asset",
+            conn.dialect.name,
+            "pg_trgm cannot be created by this user" if conn.dialect.name == "postgresql" else "no FTS5",
+        )
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    if conn.dialect.name == "sqlite":
+        op.execute("DROP TABLE IF EXISTS asset_text")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_asset_external_id_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_asset_name_trgm")
+    op.drop_index("ix_asset_tag_tag", table_name="asset_tag")
+    op.drop_table("asset_tag")
+    op.drop_index("ix_asset_kind_guest_type_status", table_name="asset")
+    op.drop_index("ix_asset_name", table_name="asset")
+    op.drop_index("ix_asset_kind_status_name", table_name="asset")
+    op.create_index("ix_asset_kind_status", "asset", ["external_kind", "status"])
+    with op.batch_alter_table("asset") as batch:
+        batch.drop_column("guest_type")
