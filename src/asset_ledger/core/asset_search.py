@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from asset_ledger.contract import LedgerError
 from asset_ledger.core.views import Asset
@@ -140,18 +142,40 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return name, asset_id
 
 
-def _conditions(filt: AssetFilter, source_id: str | None, text_index: str) -> list[sa.ColumnElement[bool]]:
+def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """SQLite's unary ``+``: the same value, but the planner will not pick an index on it."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
+def _conditions(
+    filt: AssetFilter, source_id: str | None, text_index: str, dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE terms of a filter.
+
+    SQLite plans without statistics (none are gathered: with them it trades the short sort of a selective
+    kind for a walk of the whole name index). Its rule of thumb rates an equality on an indexed column as
+    selective, so with a tag or an indexed text search it would walk every VM of the kind index and test
+    the tag on each; the columns are then compared through unary ``+`` so that the tag or text match -- the
+    selective set -- drives the query instead (index lookups by id, then the short sort).
+    """
+    sets_drive = dialect == "sqlite" and bool(
+        filt.tag or (filt.q and text_index == "fts5" and len(filt.q) >= text_search.MIN_INDEXED_QUERY)
+    )
+
+    def col(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return _unindexed(column) if sets_drive else column
+
     conditions: list[sa.ColumnElement[bool]] = []
     if source_id is not None:
-        conditions.append(asset.c.source_id == source_id)
+        conditions.append(col(asset.c.source_id) == source_id)
     if filt.kind is not None:
-        conditions.append(asset.c.external_kind == filt.kind)
+        conditions.append(col(asset.c.external_kind) == filt.kind)
     if filt.status is not None:
-        conditions.append(asset.c.status == filt.status)
+        conditions.append(col(asset.c.status) == filt.status)
     if filt.power_state is not None:
-        conditions.append(asset.c.power_state == filt.power_state)
+        conditions.append(col(asset.c.power_state) == filt.power_state)
     if filt.guest_type is not None:
-        conditions.append(asset.c.guest_type == filt.guest_type)
+        conditions.append(col(asset.c.guest_type) == filt.guest_type)
     if filt.tag:
         conditions.append(asset.c.id.in_(sa.select(asset_tag.c.asset_id).where(asset_tag.c.tag == filt.tag)))
     if filt.q and text_index == "fts5" and len(filt.q) >= text_search.MIN_INDEXED_QUERY:
@@ -190,7 +214,7 @@ def search_assets(
             if source_id is None:
                 raise LedgerError("SOURCE_NOT_FOUND", f"no source named or with id {filt.source!r}")
         text_index = text_search.text_index_state(conn) if filt.q else "none"
-        conditions = _conditions(filt, source_id, text_index)
+        conditions = _conditions(filt, source_id, text_index, conn.dialect.name)
         query = asset_select().where(*conditions)
         total = None
         if cursor:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from asset_ledger.storage.db import chunks
-from asset_ledger.storage.tables import TEXT_SEARCH_INDEXES, TEXT_SEARCH_TABLE
+from asset_ledger.storage.tables import FILTER_COVERING_INDEX, TEXT_SEARCH_INDEXES, TEXT_SEARCH_TABLE
 
 #: The trigram tokenizer matches nothing for shorter queries.
 MIN_INDEXED_QUERY = 3
@@ -104,11 +104,12 @@ def sqlite_drop(conn: Connection, asset_ids: Iterable[str]) -> None:
 
 
 def compared_with_metadata(name: str | None, type_: Any, parent_names: Any) -> bool:
-    """Alembic ``include_name``: the substring index (and FTS5's shadow tables) are not in ``metadata``."""
+    """Alembic ``include_name``: the substring index (and FTS5's shadow tables) and the PostgreSQL-only
+    covering index are not in ``metadata``."""
     if (
         type_ == "table"
         and name is not None
         and (name == TEXT_SEARCH_TABLE or name.startswith(TEXT_SEARCH_TABLE + "_"))
     ):
         return False
-    return not (type_ == "index" and name in TEXT_SEARCH_INDEXES)
+    return not (type_ == "index" and name in (*TEXT_SEARCH_INDEXES, FILTER_COVERING_INDEX))
