@@ -193,8 +193,17 @@ def list_assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
     tag: str | None = None,
     q: str | None = Query(default=None, description="part of the name or external id"),
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, description="next_cursor of the previous page"),
 ) -> dict[str, Any]:
+    """Assets matching every filter given, ordered by display name (then id), a page at a time.
+
+    `tag` is one tag, matched exactly. `q` is part of the display name or external id, any case.
+
+    `total` is the exact number of matches, counted when the first page (no `cursor`) is read. Pages
+    reached with `next_cursor` repeat that number instead of counting again (`total_counted` is `false`
+    on them): it is the total as of the first page, so assets added or changed while paging are not
+    reflected in it until the list is read again from the start.
+    """
     filt = AssetFilter(
         kind=kind, status=status, source=source, power_state=power_state, guest_type=guest_type, tag=tag, q=q
     )
