@@ -153,6 +153,26 @@ def test_assets_filter_and_page_with_cursors(api_service: Service, api_lab: Fake
     )
 
 
+def test_asset_list_total_is_counted_for_the_first_page_and_carried_by_the_cursor(
+    api_service: Service, api_lab: FakeSource
+) -> None:
+    api_lab.collect(estate())
+    api = api_service.client(api_service.viewer_token)
+    first = api.get("/api/v1/assets", params={"kind": "vm", "limit": 4}).json()
+    assert (first["total"], first["total_counted"]) == (6, True)
+    api_lab.collect(snapshot(range(1, 9), nodes=("node1", "node2")))  # changes while the user pages
+    second = api.get(
+        "/api/v1/assets", params={"kind": "vm", "limit": 4, "cursor": first["next_cursor"]}
+    ).json()
+    assert (second["total"], second["total_counted"]) == (6, False)
+    again = api.get("/api/v1/assets", params={"kind": "vm", "limit": 4}).json()
+    assert (again["total"], again["total_counted"]) == (9, True)  # 8 present, the container missing
+    document = api.get("/api/v1/openapi.json").json()
+    described = document["paths"]["/api/v1/assets"]["get"]["description"]
+    assert "total_counted" in described
+    assert "first page" in described
+
+
 def test_asset_detail_relations_and_topology(api_service: Service, api_lab: FakeSource) -> None:
     api_lab.collect(estate())
     api = api_service.client(api_service.viewer_token)
