@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from asset_ledger.core import Ledger
+from asset_ledger.core import Ledger, asset_search
 from asset_ledger.core.asset_search import (
     AssetFilter,
     asset_select,
@@ -273,16 +273,49 @@ def test_cursor_pages_repeat_the_first_pages_total(fake_source: FakeSource, tmp_
     assert (again.total, again.total_counted) == (20, True)
     assert second.to_dict()["total_counted"] is False
     # A cursor without a total (as handed out before) is still accepted; the page then counts.
-    name, asset_id, total = decode_cursor_total(first.next_cursor)
-    assert total == 10
+    name, asset_id, total, capped = decode_cursor_total(first.next_cursor)
+    assert (total, capped) == (10, False)
     old_style = search_assets(
         ledger.engine, AssetFilter(kind="vm"), limit=4, cursor=encode_cursor(name, asset_id)
     )
     assert (old_style.total, old_style.total_counted) == (20, True)
     assert [a.id for a in old_style.items] == [a.id for a in second.items]
-    for bad in (encode_cursor(name, asset_id) + "x", "W10", "WyJhIiwiYiIsLTFd", "WyJhIiwiYiIsdHJ1ZV0"):
+    # cut short, empty, negative / non-boolean / boolean totals, a total without its flag
+    for bad in (
+        encode_cursor(name, asset_id) + "x",
+        "W10",
+        [
+            "WyJhIiwgImIiLCAtMSwgZmFsc2Vd",
+            "WyJhIiwgImIiLCA1LCAibm8iXQ",
+            "WyJhIiwgImIiLCB0cnVlLCBmYWxzZV0",
+            "WyJhIiwgImIiLCA1XQ",
+        ],
+    ):
         with pytest.raises(Exception, match="cursor is not one this server handed out"):
             search_assets(ledger.engine, AssetFilter(kind="vm"), limit=4, cursor=bad)
+
+
+def test_totals_are_capped_honestly_unless_asked_for_exactly(
+    fake_source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = fake_source.ledger
+    fake_source.collect(snapshot(range(1, 13)))
+    monkeypatch.setattr(asset_search, "COUNT_CAP", 5)
+    first = search_assets(ledger.engine, AssetFilter(kind="vm"), limit=4)
+    assert (first.total, first.total_capped, first.total_counted) == (5, True, True)
+    assert first.to_dict()["total_capped"] is True
+    assert first.next_cursor is not None
+    second = search_assets(ledger.engine, AssetFilter(kind="vm"), limit=4, cursor=first.next_cursor)
+    assert (second.total, second.total_capped, second.total_counted) == (5, True, False)
+    exact = search_assets(ledger.engine, AssetFilter(kind="vm"), limit=4, exact_total=True)
+    assert (exact.total, exact.total_capped) == (12, False)
+    assert [a.id for a in exact.items] == [a.id for a in first.items]
+    at_the_cap = search_assets(ledger.engine, AssetFilter(kind="vm", q="vm1"), limit=4)  # vm1, vm10-vm12
+    assert (at_the_cap.total, at_the_cap.total_capped) == (4, False)
+    five = search_assets(ledger.engine, AssetFilter(kind="host"), limit=4)
+    assert (five.total, five.total_capped) == (1, False)
+    ids, total = all_pages(ledger, AssetFilter(kind="vm"), limit=5)
+    assert (len(ids), total) == (12, 5)  # every asset is still listed; only the count stopped
 
 
 def _downgrade(ledger: Ledger, revision: str) -> None:

@@ -3,8 +3,9 @@ free text, a page at a time with a cursor; and the estate as a tree, Cluster -> 
 
 Read-only; every filter is an indexed column or table filled at ingest (``asset.guest_type``,
 ``asset_tag``, the substring index of storage.text_search), pages are walks of an index ordered by
-``(display_name, id)``, and the total is counted once, for the first page: a cursor carries it to the next
-pages. So a page costs about the same with ten assets or a hundred thousand.
+``(display_name, id)``, and the total is counted once, for the first page, up to ``COUNT_CAP`` matches
+(``total_capped`` says when there are more; ``exact_total`` counts them all): a cursor carries it to the
+next pages. So a page costs about the same with ten assets or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -35,6 +36,9 @@ from asset_ledger.storage.tables import (
 KINDS = ("vm", "host", "cluster")
 GUEST_TYPES = ("qemu", "lxc")
 MAX_LIMIT = 500
+#: The first page counts matches up to this many; beyond it the total is reported as "10,000+"
+#: (``total_capped``), unless the caller asks for the exact total.
+COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +63,21 @@ class AssetFilter:
 
 @dataclass(frozen=True, slots=True)
 class AssetPage:
-    """A page of matches. ``total`` is the number of matches when the first page was read; pages reached
+    """A page of matches. ``total`` is the number of matches when the first page was read, at most
+    ``COUNT_CAP`` unless asked for exactly (``total_capped``: there are more than ``total``); pages reached
     with a cursor repeat it instead of counting again (``total_counted`` tells which one this page did)."""
 
     items: list[Asset]
     total: int
     next_cursor: str | None
     total_counted: bool = True
+    total_capped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "items": [a.to_dict() for a in self.items],
             "total": self.total,
+            "total_capped": self.total_capped,
             "total_counted": self.total_counted,
             "next_cursor": self.next_cursor,
         }
@@ -113,13 +120,17 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def encode_cursor(display_name: str, asset_id: str, total: int | None = None) -> str:
+def encode_cursor(
+    display_name: str, asset_id: str, total: int | None = None, total_capped: bool = False
+) -> str:
     """Where the next page starts (the last row's sort key) and, for asset lists, the first page's total."""
-    state: list[Any] = [display_name, asset_id] if total is None else [display_name, asset_id, total]
+    state: list[Any] = [display_name, asset_id]
+    if total is not None:
+        state += [total, total_capped]
     return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
 
 
-def decode_cursor_total(cursor: str) -> tuple[str, str, int | None]:
+def decode_cursor_total(cursor: str) -> tuple[str, str, int | None, bool]:
     """The sort key of a cursor and the total it carries (``None`` in cursors without one)."""
     invalid = LedgerError("REQUEST_INVALID", "cursor is not one this server handed out")
     try:
@@ -127,18 +138,18 @@ def decode_cursor_total(cursor: str) -> tuple[str, str, int | None]:
         state = json.loads(raw)
     except (ValueError, binascii.Error, TypeError):
         raise invalid from None
-    if not isinstance(state, list) or len(state) not in {2, 3}:
+    if not isinstance(state, list) or len(state) not in {2, 4}:
         raise invalid
-    name, asset_id, total = (*state, None) if len(state) == 2 else state
-    if not isinstance(name, str) or not isinstance(asset_id, str):
+    name, asset_id, total, capped = (*state, None, False) if len(state) == 2 else state
+    if not isinstance(name, str) or not isinstance(asset_id, str) or not isinstance(capped, bool):
         raise invalid
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
         raise invalid
-    return name, asset_id, total
+    return name, asset_id, total, capped
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    name, asset_id, _ = decode_cursor_total(cursor)
+    name, asset_id, _, _ = decode_cursor_total(cursor)
     return name, asset_id
 
 
@@ -200,9 +211,18 @@ def _conditions(
 
 
 def search_assets(
-    engine: Engine, filt: AssetFilter, *, limit: int = 50, cursor: str | None = None
+    engine: Engine,
+    filt: AssetFilter,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    exact_total: bool = False,
 ) -> AssetPage:
-    """One page of matching assets ordered by name; ``next_cursor`` continues after it."""
+    """One page of matching assets ordered by name; ``next_cursor`` continues after it.
+
+    The first page (no cursor) counts the matches, up to ``COUNT_CAP`` unless ``exact_total``; the
+    cursor carries that total to the next pages, which do not count again.
+    """
     filt.check()
     limit = max(1, min(limit, MAX_LIMIT))
     with read_tx(engine) as conn:
@@ -216,21 +236,36 @@ def search_assets(
         text_index = text_search.text_index_state(conn) if filt.q else "none"
         conditions = _conditions(filt, source_id, text_index, conn.dialect.name)
         query = asset_select().where(*conditions)
-        total = None
+        total, capped = None, False
         if cursor:
-            name, asset_id, total = decode_cursor_total(cursor)
-            query = query.where(
-                sa.or_(
-                    asset.c.display_name > name, sa.and_(asset.c.display_name == name, asset.c.id > asset_id)
-                )
-            )
+            name, asset_id, total, capped = decode_cursor_total(cursor)
+            query = query.where(sa.tuple_(asset.c.display_name, asset.c.id) > sa.tuple_(name, asset_id))
         counted = total is None
         if total is None:
-            total = int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0)
-        rows = conn.execute(query.order_by(asset.c.display_name, asset.c.id).limit(limit + 1)).all()
+            total, capped = _count(conn, conditions, exact_total)
+        name_order: sa.ColumnElement[Any] = asset.c.display_name
+        if text_index == "pg_trgm" and filt.q and len(filt.q) >= text_search.MIN_INDEXED_QUERY:
+            # Names matching a substring sit together in name order, so PostgreSQL's guess that a walk of
+            # the name index finds a page early can cost a walk of most of it. Ordering by an expression
+            # no index has (the same order) lets the trigram match drive: fetch the matches, sort them.
+            name_order = asset.c.display_name.concat("")
+        rows = conn.execute(query.order_by(name_order, asset.c.id).limit(limit + 1)).all()
     items = [asset_from_row(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].display_name, items[-1].id, total) if len(rows) > limit else None
-    return AssetPage(items=items, total=total, next_cursor=next_cursor, total_counted=counted)
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(items[-1].display_name, items[-1].id, total, capped)
+    return AssetPage(
+        items=items, total=total, next_cursor=next_cursor, total_counted=counted, total_capped=capped
+    )
+
+
+def _count(conn: Connection, conditions: list[sa.ColumnElement[bool]], exact: bool) -> tuple[int, bool]:
+    """The number of matches and whether it was capped at ``COUNT_CAP``."""
+    if exact:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(asset).where(*conditions)) or 0), False
+    matches = sa.select(asset.c.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    found = int(conn.scalar(sa.select(sa.func.count()).select_from(matches)) or 0)
+    return min(found, COUNT_CAP), found > COUNT_CAP
 
 
 def all_tags(engine: Engine) -> list[str]:

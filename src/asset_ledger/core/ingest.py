@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asset_ledger.contract import SCHEMA_NAMES, LedgerError, error_entry, load_schema, validate
 from asset_ledger.storage import raw, text_search
-from asset_ledger.storage.db import bulk_insert, chunks
+from asset_ledger.storage.db import bulk_insert, chunks, refresh_statistics_if_grown
 from asset_ledger.storage.tables import asset, asset_tag, relation, relation_record, source, source_record
 
 TEST_PAUSE_ENV = "ASSET_LEDGER_TEST_INGEST_PAUSE"
@@ -205,6 +205,14 @@ def display_name(normalized: Mapping[str, Any], external_id: str) -> str:
     identity = normalized.get("identity") or {}
     name = identity.get("hostname") or identity.get("caption") or external_id
     return str(name)
+
+
+#: The columns the asset search plans with (the JSON record and the trigram expressions are left out: they
+#: made an ANALYZE of 100,000 assets take 0.8 s instead of 0.12 s).
+SEARCH_STATISTICS: dict[str, tuple[str, ...]] = {
+    "asset": ("id", "source_id", "external_kind", "status", "power_state", "guest_type", "display_name"),
+    "asset_tag": (),
+}
 
 
 def guest_type(normalized: Mapping[str, Any]) -> str | None:
@@ -425,6 +433,8 @@ def apply_snapshot(
     _mark_missing(conn, asset, going, now, previous)
     bulk_insert(conn, source_record, records)
     _apply_search(conn, added, new_tags, renamed)
+    # The first snapshots of a ledger multiply its size: the planner needs to know (PostgreSQL).
+    refresh_statistics_if_grown(conn, SEARCH_STATISTICS, len(added), measured_on="asset")
     _pause_for_tests()
 
     relations_summary = _apply_relations(
