@@ -226,6 +226,10 @@ def search_assets(
     filt.check()
     limit = max(1, min(limit, MAX_LIMIT))
     with read_tx(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # psycopg prepares a statement run five times; PostgreSQL then plans it once for any values
+            # (a generic plan), the same for kind=host as for kind=vm and for every tag: 3x slower here.
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         source_id = None
         if filt.source:
             source_id = conn.scalar(
