@@ -390,3 +390,28 @@ def test_all_tags_lists_the_tags_of_present_guests(fake_source: FakeSource) -> N
     later["assets"][2]["normalized"]["virtualization"] = {"tags": ["web"]}
     fake_source.collect(later)
     assert all_tags(fake_source.ledger.engine) == ["db", "prod", "web"]
+
+
+def test_without_fts5_the_migration_warns_and_the_search_reads_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fake_collector: None
+) -> None:
+    # An SQLite library without FTS5 (or its trigram tokenizer) refuses the CREATE VIRTUAL TABLE.
+    monkeypatch.setattr(
+        text_search,
+        "SQLITE_CREATE",
+        "CREATE VIRTUAL TABLE asset_text USING fts5(asset_id, tokenize = 'no_such_tokenizer')",
+    )
+    from tests.conftest import make_settings
+
+    with caplog.at_level("WARNING"), Ledger(make_settings(tmp_path, None)) as ledger:
+        ledger.init()
+        with ledger.engine.connect() as conn:
+            assert text_search.text_index_state(conn) == "none"
+            assert migrate.current_revision(conn) == "0003_asset_search"
+        lab = add_fake_source(ledger, tmp_path, "lab")
+        assert lab.collect(estate(5, 20)).status == "succeeded"
+        with ledger.engine.connect() as conn:
+            expected = before_0003(conn, AssetFilter(q="web-1"), None)
+        assert expected
+        assert all_pages(ledger, AssetFilter(q="web-1"), limit=3) == (expected, len(expected))
+    assert any("no substring index for the asset search" in r.getMessage() for r in caplog.records)
