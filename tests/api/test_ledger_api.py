@@ -186,6 +186,45 @@ def test_assets_filter_and_page_with_cursors(api_service: Service, api_lab: Fake
     )
 
 
+def test_asset_list_total_is_counted_for_the_first_page_and_carried_by_the_cursor(
+    api_service: Service, api_lab: FakeSource
+) -> None:
+    api_lab.collect(estate())
+    api = api_service.client(api_service.viewer_token)
+    first = api.get("/api/v1/assets", params={"kind": "vm", "limit": 4}).json()
+    assert (first["total"], first["total_counted"]) == (6, True)
+    api_lab.collect(snapshot(range(1, 9), nodes=("node1", "node2")))  # changes while the user pages
+    second = api.get(
+        "/api/v1/assets", params={"kind": "vm", "limit": 4, "cursor": first["next_cursor"]}
+    ).json()
+    assert (second["total"], second["total_counted"]) == (6, False)
+    again = api.get("/api/v1/assets", params={"kind": "vm", "limit": 4}).json()
+    assert (again["total"], again["total_counted"]) == (9, True)  # 8 present, the container missing
+    document = api.get("/api/v1/openapi.json").json()
+    described = document["paths"]["/api/v1/assets"]["get"]["description"]
+    assert "total_counted" in described
+    assert "total_capped" in described
+    assert "first page" in described
+    assert "exact_total" in {p["name"] for p in document["paths"]["/api/v1/assets"]["get"]["parameters"]}
+
+
+def test_asset_list_total_is_capped_unless_asked_for_exactly(
+    api_service: Service, api_lab: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asset_ledger.core import asset_search
+
+    api_lab.collect(estate())
+    monkeypatch.setattr(asset_search, "COUNT_CAP", 4)
+    api = api_service.client(api_service.viewer_token)
+    capped = api.get("/api/v1/assets", params={"kind": "vm", "limit": 2}).json()
+    assert (capped["total"], capped["total_capped"]) == (4, True)
+    following = api.get("/api/v1/assets", params={"kind": "vm", "limit": 2, "cursor": capped["next_cursor"]})
+    assert (following.json()["total"], following.json()["total_capped"]) == (4, True)
+    exact = api.get("/api/v1/assets", params={"kind": "vm", "limit": 2, "exact_total": "true"}).json()
+    assert (exact["total"], exact["total_capped"]) == (6, False)
+    assert [a["id"] for a in exact["items"]] == [a["id"] for a in capped["items"]]
+
+
 def test_asset_detail_relations_and_topology(api_service: Service, api_lab: FakeSource) -> None:
     api_lab.collect(estate())
     api = api_service.client(api_service.viewer_token)

@@ -15,6 +15,7 @@ from asset_ledger import storage
 from asset_ledger.core import Ledger
 from asset_ledger.storage import current_revision, head_revision, make_engine, raw, upgrade, write_tx
 from asset_ledger.storage.tables import metadata, raw_blob
+from asset_ledger.storage.text_search import compared_with_metadata
 
 
 def _all_tables() -> sa.MetaData:
@@ -32,7 +33,9 @@ def test_migrations_create_exactly_the_declared_schema(db_url: str) -> None:
         assert upgrade(engine) == head_revision()
         assert upgrade(engine) == head_revision()  # idempotent: init on an existing ledger is an upgrade
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": compared_with_metadata}
+            )
             assert compare_metadata(context, _all_tables()) == []
             assert current_revision(conn) == head_revision()
     finally:

@@ -412,3 +412,21 @@ def test_asset_detail_lists_the_normalized_fields(service: Service, lab: FakeSou
     assert "<dt>Memory</dt><dd>2.0 GiB</dd>" in facts
     assert "<dt>Tags</dt><dd>web</dd>" in facts
     assert "Serial number" not in facts  # absent fields are left out, not shown empty
+
+
+def test_assets_page_shows_a_capped_total_with_a_link_to_count_all(
+    service: Service, lab: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asset_ledger.core import asset_search
+
+    lab.collect(snapshot(range(1, 8)))
+    monkeypatch.setattr(asset_search, "COUNT_CAP", 3)
+    viewer = service.browser("victor", VIEWER_PASSWORD)
+    page = viewer.get("/assets?kind=vm").text
+    assert "3+ assets" in page
+    link = re.search(r'href="([^"]+)" id="count-all"', page)
+    assert link is not None
+    counted = viewer.get(link.group(1).replace("&amp;", "&")).text
+    assert "7 assets" in counted
+    assert 'id="count-all"' not in counted
+    assert 'id="count-all"' not in viewer.get("/assets?kind=host").text

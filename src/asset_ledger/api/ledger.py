@@ -17,7 +17,14 @@ from asset_ledger.api.errors import ERROR_RESPONSES
 from asset_ledger.collectors import get_collector
 from asset_ledger.contract import LedgerError
 from asset_ledger.core import UNSET, queue
-from asset_ledger.core.asset_search import AssetFilter, TreeNode, search_assets, search_relations, topology
+from asset_ledger.core.asset_search import (
+    COUNT_CAP,
+    AssetFilter,
+    TreeNode,
+    search_assets,
+    search_relations,
+    topology,
+)
 from asset_ledger.core.views import Source
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"], responses=ERROR_RESPONSES)
@@ -195,12 +202,26 @@ def list_assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
     tag: str | None = None,
     q: str | None = Query(default=None, description="part of the name or external id"),
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, description="next_cursor of the previous page"),
+    exact_total: bool = Query(
+        default=False, description=f"count every match, not only up to {COUNT_CAP:,} (slower on big lists)"
+    ),
 ) -> dict[str, Any]:
+    """Assets matching every filter given, ordered by display name (then id), a page at a time.
+
+    `tag` is one tag, matched exactly. `q` is part of the display name or external id, any case.
+
+    `total` is the number of matches, counted when the first page (no `cursor`) is read, up to 10,000:
+    with more, `total` is 10,000 and `total_capped` is `true` (show it as "10,000+"); `exact_total=true`
+    counts them all. Pages reached with `next_cursor` repeat the first page's `total` and `total_capped`
+    instead of counting again (`total_counted` is `false` on them), so assets added or changed while
+    paging show in the total only when the list is read again from the start.
+    """
     filt = AssetFilter(
         kind=kind, status=status, source=source, power_state=power_state, guest_type=guest_type, tag=tag, q=q
     )
-    return search_assets(engine_of(request), filt, limit=limit, cursor=cursor).to_dict()
+    page = search_assets(engine_of(request), filt, limit=limit, cursor=cursor, exact_total=exact_total)
+    return page.to_dict()
 
 
 @router.get("/assets/{asset_id}")

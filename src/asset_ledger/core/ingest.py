@@ -54,9 +54,9 @@ from asset_ledger.contract import (
     validate,
     volatile_paths,
 )
-from asset_ledger.storage import raw
-from asset_ledger.storage.db import bulk_insert, chunks
-from asset_ledger.storage.tables import asset, relation, relation_record, source, source_record
+from asset_ledger.storage import raw, text_search
+from asset_ledger.storage.db import bulk_insert, chunks, refresh_statistics_if_grown
+from asset_ledger.storage.tables import asset, asset_tag, relation, relation_record, source, source_record
 
 TEST_PAUSE_ENV = "ASSET_LEDGER_TEST_INGEST_PAUSE"
 #: How many schema problems a message names (the error's context lists up to 50 pointers).
@@ -225,6 +225,26 @@ def display_name(normalized: Mapping[str, Any], external_id: str) -> str:
     return str(name)
 
 
+#: The columns the asset search plans with (the JSON record and the trigram expressions are left out: they
+#: made an ANALYZE of 100,000 assets take 0.8 s instead of 0.12 s).
+SEARCH_STATISTICS: dict[str, tuple[str, ...]] = {
+    "asset": ("id", "source_id", "external_kind", "status", "power_state", "guest_type", "display_name"),
+    "asset_tag": (),
+}
+
+
+def guest_type(normalized: Mapping[str, Any]) -> str | None:
+    """``virtualization.type`` (qemu / lxc), kept in the ``asset.guest_type`` column."""
+    value = (normalized.get("virtualization") or {}).get("type")
+    return value if isinstance(value, str) else None
+
+
+def tags(normalized: Mapping[str, Any]) -> set[str]:
+    """``virtualization.tags``, kept in the ``asset_tag`` table."""
+    value = (normalized.get("virtualization") or {}).get("tags")
+    return {t for t in value if isinstance(t, str)} if isinstance(value, list) else set()
+
+
 def _pause_for_tests() -> None:
     marker = os.environ.get(TEST_PAUSE_ENV)
     if marker:
@@ -378,6 +398,7 @@ def _apply_snapshot(
                 asset.c.external_kind,
                 asset.c.external_id,
                 asset.c.status,
+                asset.c.display_name,
                 asset.c.normalized_sha256,
                 asset.c.raw_sha256,
             ).where(asset.c.source_id == source_id)
@@ -451,6 +472,9 @@ def _apply_snapshot(
     changed: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     ids: dict[Key, str] = {}
+    # Search columns and tables follow the stored record: tags and names of new and changed assets.
+    new_tags: dict[str, set[str]] = {}
+    renamed: list[dict[str, Any]] = []
     reappeared = refreshed = 0
     for item, (raw_key, normalized_key, normalized) in zip(snapshot, encoded, strict=True):
         key = _key(item)
@@ -468,6 +492,7 @@ def _apply_snapshot(
                     "status": "present",
                     "display_name": name,
                     "power_state": power,
+                    "guest_type": guest_type(normalized),
                     "first_seen_at": now,
                     "last_seen_at": now,
                     "missing_since": None,
@@ -497,12 +522,17 @@ def _apply_snapshot(
                         "last_seen_run_id": run_id,
                         "display_name": name,
                         "power_state": power,
+                        "guest_type": guest_type(normalized),
                         "normalized": normalized,
                         "normalized_sha256": normalized_key,
                         "raw_sha256": raw_key,
                         "updated_at": now,
                     }
                 )
+                if row.normalized_sha256 != normalized_key:
+                    new_tags[asset_id] = tags(normalized)
+                if row.display_name != name:
+                    renamed.append({"id": asset_id, "display_name": name, "external_id": key[1]})
         ids[key] = asset_id
         records.append(
             {
@@ -516,6 +546,9 @@ def _apply_snapshot(
     _update_many(conn, asset, changed)
     _mark_missing(conn, asset, going, now, previous)
     bulk_insert(conn, source_record, records)
+    _apply_search(conn, added, new_tags, renamed)
+    # The first snapshots of a ledger multiply its size: the planner needs to know (PostgreSQL).
+    refresh_statistics_if_grown(conn, SEARCH_STATISTICS, len(added), measured_on="asset")
     _pause_for_tests()
 
     relations_summary = _apply_relations(
@@ -546,6 +579,41 @@ def _apply_snapshot(
         "raw_bytes_added": written.bytes_added,
         "raw_deltas_added": written.deltas_added,
     }
+
+
+def _apply_search(
+    conn: Connection,
+    added: Sequence[Mapping[str, Any]],
+    changed_tags: Mapping[str, set[str]],
+    renamed: Sequence[Mapping[str, Any]],
+) -> None:
+    """Keep ``asset_tag`` and the SQLite text index in step with the assets just written: tags of new
+    assets, tag differences of assets whose record changed, names of new and renamed assets. An asset
+    going missing keeps its tags and name (its stored record is unchanged)."""
+    tag_rows = [{"asset_id": a["id"], "tag": t} for a in added for t in sorted(tags(a["normalized"]))]
+    gone: list[tuple[str, str]] = []
+    if changed_tags:
+        before: dict[str, set[str]] = {}
+        for part in chunks(list(changed_tags)):
+            for asset_id, tag in conn.execute(
+                sa.select(asset_tag.c.asset_id, asset_tag.c.tag).where(asset_tag.c.asset_id.in_(part))
+            ):
+                before.setdefault(asset_id, set()).add(tag)
+        for asset_id, now_tags in changed_tags.items():
+            old = before.get(asset_id, set())
+            tag_rows += [{"asset_id": asset_id, "tag": t} for t in sorted(now_tags - old)]
+            gone += [(asset_id, t) for t in sorted(old - now_tags)]
+    if gone:
+        conn.execute(
+            asset_tag.delete().where(
+                asset_tag.c.asset_id == sa.bindparam("b_asset_id"), asset_tag.c.tag == sa.bindparam("b_tag")
+            ),
+            [{"b_asset_id": asset_id, "b_tag": tag} for asset_id, tag in gone],
+        )
+    bulk_insert(conn, asset_tag, tag_rows)
+    if conn.dialect.name == "sqlite" and (added or renamed) and text_search.text_index_state(conn) == "fts5":
+        text_search.sqlite_drop(conn, [r["id"] for r in renamed])
+        text_search.sqlite_put(conn, [*added, *renamed])
 
 
 def _apply_relations(

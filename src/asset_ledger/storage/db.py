@@ -170,3 +170,28 @@ def insert_ignore(
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+#: A write adding more than this share of a table's rows (as last estimated) refreshes its statistics.
+GROWTH_FOR_STATISTICS = 0.2
+MIN_ROWS_FOR_STATISTICS = 1000
+
+
+def refresh_statistics_if_grown(
+    conn: Connection, tables: Mapping[str, Sequence[str]], grown_by: int, measured_on: str
+) -> bool:
+    """PostgreSQL: ``ANALYZE`` each table (only the columns named; all when none are) in the current
+    transaction when ``grown_by`` rows were just added to ``measured_on`` and that is more than a fifth of
+    what its statistics last counted, or it has none. Autovacuum gets there too, but up to a minute or
+    more later; until then the planner sees an empty table and walks whole indexes. A no-op on SQLite."""
+    if conn.dialect.name != "postgresql" or grown_by < MIN_ROWS_FOR_STATISTICS:
+        return False
+    estimate = conn.execute(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"), {"name": measured_on}
+    ).scalar()
+    if estimate is not None and estimate > 0 and grown_by <= GROWTH_FOR_STATISTICS * estimate:
+        return False
+    for name, columns in tables.items():
+        listed = f" ({', '.join(f'{c}' for c in columns)})" if columns else ""
+        conn.exec_driver_sql(f'ANALYZE "{name}"{listed}')
+    return True

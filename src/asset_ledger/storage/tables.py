@@ -159,6 +159,8 @@ asset = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("display_name", sa.String(1024), nullable=False),
     sa.Column("power_state", sa.String(16), nullable=True),
+    # normalized.virtualization.type (qemu / lxc) as a column of its own, so the filter is an index lookup.
+    sa.Column("guest_type", sa.String(8), nullable=True),
     sa.Column("first_seen_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=False),
     sa.Column("missing_since", UtcDateTime(), nullable=True),
@@ -171,8 +173,36 @@ asset = sa.Table(
     sa.UniqueConstraint("source_id", "external_kind", "external_id"),
     sa.CheckConstraint(f"status IN ({_in(ASSET_STATUSES)})", name="status"),
     sa.Index("ix_asset_source_kind_status", "source_id", "external_kind", "status"),
-    sa.Index("ix_asset_kind_status", "external_kind", "status"),
+    # Asset lists are pages ordered by (display_name, id): with and without the usual kind/status filter
+    # the index is walked in order and the walk stops at the end of the page.
+    sa.Index("ix_asset_kind_status_name", "external_kind", "status", "display_name", "id"),
+    sa.Index("ix_asset_name", "display_name", "id"),
+    # The same for the guest-type filter; its exact total is a range of this index.
+    sa.Index(
+        "ix_asset_kind_guest_type_status_name", "external_kind", "guest_type", "status", "display_name", "id"
+    ),
 )
+
+#: normalized.virtualization.tags of each asset, one row per tag (the tag filter is an index lookup).
+#: Kept in step with ``asset.normalized`` by the ingest; a missing asset keeps the tags it was last seen with.
+asset_tag = sa.Table(
+    "asset_tag",
+    metadata,
+    sa.Column("asset_id", ID, sa.ForeignKey("asset.id"), primary_key=True),
+    sa.Column("tag", sa.String(1024), primary_key=True),
+    sa.Index("ix_asset_tag_tag", "tag", "asset_id"),
+)
+
+#: Search accelerators that exist only where the database supports them, outside ``metadata``: on
+#: PostgreSQL trigram (pg_trgm) GIN indexes on the lowered name and external id, on SQLite an FTS5 table
+#: with the trigram tokenizer (``asset_text``, plus the shadow tables FTS5 keeps). Without them a text
+#: search reads every row, with the same answers. See core.asset_search and migration 0005.
+TEXT_SEARCH_INDEXES = ("ix_asset_name_trgm", "ix_asset_external_id_trgm")
+TEXT_SEARCH_TABLE = "asset_text"
+#: PostgreSQL only (migration 0005): ``asset (id) INCLUDE (external_kind, status, power_state, guest_type,
+#: source_id)``, so a total of the tag filter checks the other filters without reading the asset rows
+#: (index-only). SQLite has no INCLUDE and reads its rows fast enough.
+FILTER_COVERING_INDEX = "ix_asset_id_filters"
 
 source_record = sa.Table(
     "source_record",

@@ -334,6 +334,7 @@ def assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
     tag: str = "",
     q: str = "",
     cursor: str = "",
+    exact_total: bool = False,
 ) -> Response:
     filters = {
         "kind": kind,
@@ -346,7 +347,7 @@ def assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
     }
     filt = AssetFilter(**{k: (v or None) for k, v in filters.items()})
     engine = engine_of(request)
-    page = search_assets(engine, filt, limit=50, cursor=cursor or None)
+    page = search_assets(engine, filt, limit=50, cursor=cursor or None, exact_total=exact_total)
     active = {k: v for k, v in filters.items() if v}
     return render(
         request,
@@ -361,6 +362,9 @@ def assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
             if page.next_cursor
             else None,
             "first_url": f"/assets?{urlencode(active)}" if cursor else None,
+            "count_all_url": f"/assets?{urlencode({**active, 'exact_total': 1})}"
+            if page.total_capped and not cursor
+            else None,
             "section": "assets",
         },
     )
