@@ -451,3 +451,25 @@ def _grow_and_check(ledger: Ledger, tmp_path: Path) -> None:
     with ledger.engine.connect() as conn:
         again = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'asset'").scalar()
     assert again == estimate
+
+
+def test_names_and_tags_as_long_as_the_schema_allows_are_ingested_and_found(fake_source: FakeSource) -> None:
+    """normalized-v1 allows 1,024 characters; in a 3-byte script that is beyond what one PostgreSQL B-tree
+    entry takes (~2,700 bytes). The indexed copies are cut to 256 characters (a tag filter compares those),
+    the record keeps the whole value."""
+    rng = random.Random(5)
+    name = "".join(chr(rng.randrange(0x4E00, 0x9FA0)) for _ in range(1020)) + "四号"  # 3,066 bytes
+    tag = "".join(chr(rng.randrange(0x4E00, 0x9FA0)) for _ in range(1024))  # random: nothing to compress
+    answer = snapshot([1, 2])
+    answer["assets"][1]["normalized"]["identity"]["hostname"] = name
+    answer["assets"][1]["normalized"]["virtualization"] = {"tags": [tag, "prod"]}
+    answer["assets"][2]["normalized"]["virtualization"] = {"tags": ["x" + tag[1:]]}
+    assert fake_source.collect(answer).status == "succeeded"
+    engine = fake_source.ledger.engine
+    found = search_assets(engine, AssetFilter(tag=tag)).items
+    assert [a.external_id for a in found] == ["qemu/1"]
+    assert found[0].normalized["identity"]["hostname"] == name
+    assert found[0].normalized["virtualization"]["tags"] == [tag, "prod"]
+    assert [a.external_id for a in search_assets(engine, AssetFilter(q="四号")).items] == []  # cut off
+    assert [a.external_id for a in search_assets(engine, AssetFilter(q=name[:12])).items] == ["qemu/1"]
+    assert [a.external_id for a in search_assets(engine, AssetFilter(tag="prod")).items] == ["qemu/1"]

@@ -209,7 +209,8 @@ def list_assets(  # noqa: PLR0917  (FastAPI takes query parameters as arguments)
 ) -> dict[str, Any]:
     """Assets matching every filter given, ordered by display name (then id), a page at a time.
 
-    `tag` is one tag, matched exactly. `q` is part of the display name or external id, any case.
+    `tag` is one tag, matched exactly (on its first 256 characters: tags and display names are indexed
+    that long). `q` is part of the display name or external id, any case.
 
     `total` is the number of matches, counted when the first page (no `cursor`) is read, up to 10,000:
     with more, `total` is 10,000 and `total_capped` is `true` (show it as "10,000+"); `exact_total=true`

@@ -26,6 +26,7 @@ from asset_ledger.core.views import Asset
 from asset_ledger.storage import read_tx, text_search
 from asset_ledger.storage.tables import (
     ASSET_STATUSES,
+    INDEXED_TEXT_CHARS,
     TEXT_SEARCH_TABLE,
     asset,
     asset_tag,
@@ -188,7 +189,11 @@ def _conditions(
     if filt.guest_type is not None:
         conditions.append(col(asset.c.guest_type) == filt.guest_type)
     if filt.tag:
-        conditions.append(asset.c.id.in_(sa.select(asset_tag.c.asset_id).where(asset_tag.c.tag == filt.tag)))
+        conditions.append(
+            asset.c.id.in_(
+                sa.select(asset_tag.c.asset_id).where(asset_tag.c.tag == filt.tag[:INDEXED_TEXT_CHARS])
+            )
+        )
     if filt.q and text_index == "fts5" and len(filt.q) >= text_search.MIN_INDEXED_QUERY:
         # SQLite's FTS5 trigram table: the same case-insensitive substring match on name or external id.
         phrase = text_search.sqlite_phrase(filt.q)

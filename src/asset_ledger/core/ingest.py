@@ -56,7 +56,15 @@ from asset_ledger.contract import (
 )
 from asset_ledger.storage import raw, text_search
 from asset_ledger.storage.db import bulk_insert, chunks, refresh_statistics_if_grown
-from asset_ledger.storage.tables import asset, asset_tag, relation, relation_record, source, source_record
+from asset_ledger.storage.tables import (
+    INDEXED_TEXT_CHARS,
+    asset,
+    asset_tag,
+    relation,
+    relation_record,
+    source,
+    source_record,
+)
 
 TEST_PAUSE_ENV = "ASSET_LEDGER_TEST_INGEST_PAUSE"
 #: How many schema problems a message names (the error's context lists up to 50 pointers).
@@ -240,9 +248,9 @@ def guest_type(normalized: Mapping[str, Any]) -> str | None:
 
 
 def tags(normalized: Mapping[str, Any]) -> set[str]:
-    """``virtualization.tags``, kept in the ``asset_tag`` table."""
+    """``virtualization.tags``, kept in the ``asset_tag`` table (each cut to ``INDEXED_TEXT_CHARS``)."""
     value = (normalized.get("virtualization") or {}).get("tags")
-    return {t for t in value if isinstance(t, str)} if isinstance(value, list) else set()
+    return {t[:INDEXED_TEXT_CHARS] for t in value if isinstance(t, str)} if isinstance(value, list) else set()
 
 
 def _pause_for_tests() -> None:
@@ -478,7 +486,7 @@ def _apply_snapshot(
     reappeared = refreshed = 0
     for item, (raw_key, normalized_key, normalized) in zip(snapshot, encoded, strict=True):
         key = _key(item)
-        name = display_name(normalized, key[1])[:1024]
+        name = display_name(normalized, key[1])[:INDEXED_TEXT_CHARS]
         power = (normalized.get("runtime") or {}).get("power_state")
         row = existing.get(key)
         if row is None:

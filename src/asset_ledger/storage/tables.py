@@ -185,6 +185,11 @@ asset = sa.Table(
 
 #: normalized.virtualization.tags of each asset, one row per tag (the tag filter is an index lookup).
 #: Kept in step with ``asset.normalized`` by the ingest; a missing asset keeps the tags it was last seen with.
+#: Names and tags are kept to this many characters in the indexed columns (``asset.display_name``,
+#: ``asset_tag.tag``): normalized-v1 allows 1,024, which in a 3- or 4-byte script is more than one
+#: PostgreSQL B-tree entry holds (2,704 bytes). The normalized record keeps the whole value.
+INDEXED_TEXT_CHARS = 256
+
 asset_tag = sa.Table(
     "asset_tag",
     metadata,

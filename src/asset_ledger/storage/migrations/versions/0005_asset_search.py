@@ -26,6 +26,11 @@ log = logging.getLogger("asset_ledger.storage.migrate")
 
 def upgrade() -> None:
     conn = op.get_bind()
+    # Names are indexed from here on: cut to what one index entry holds (tables.INDEXED_TEXT_CHARS; fixed
+    # at 256 here, as a migration must not change with the code).
+    op.execute(
+        "UPDATE asset SET display_name = substr(display_name, 1, 256) WHERE length(display_name) > 256"
+    )
     op.add_column("asset", sa.Column("guest_type", sa.String(8), nullable=True))
     op.drop_index("ix_asset_kind_status", table_name="asset")
     op.create_index("ix_asset_kind_status_name", "asset", ["external_kind", "status", "display_name", "id"])
@@ -57,7 +62,7 @@ def upgrade() -> None:
         )
         op.execute(
             "INSERT INTO asset_tag (asset_id, tag) "
-            "SELECT DISTINCT asset.id, t.tag FROM asset, jsonb_array_elements_text("
+            "SELECT DISTINCT asset.id, substr(t.tag, 1, 256) FROM asset, jsonb_array_elements_text("
             "CASE WHEN jsonb_typeof(normalized -> 'virtualization' -> 'tags') = 'array' "
             "THEN normalized -> 'virtualization' -> 'tags' ELSE '[]'::jsonb END) AS t(tag)"
         )
@@ -68,7 +73,7 @@ def upgrade() -> None:
         )
         op.execute(
             "INSERT INTO asset_tag (asset_id, tag) "
-            "SELECT DISTINCT asset.id, t.value "
+            "SELECT DISTINCT asset.id, substr(t.value, 1, 256) "
             "FROM asset, json_each(asset.normalized, '$.virtualization.tags') AS t "
             "WHERE json_type(asset.normalized, '$.virtualization.tags') = 'array' AND t.type = 'text'"
         )
