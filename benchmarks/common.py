@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import socket
 import statistics
 import subprocess
@@ -160,3 +161,15 @@ class Timer:
 
     def __exit__(self, *_exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def peak_rss_kib() -> int:
+    """This process image's peak RSS: ``VmHWM`` (``ru_maxrss`` would also count the parent's peak, which
+    Linux carries across exec into a child started from a large process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

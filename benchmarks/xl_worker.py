@@ -10,21 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import time
 from pathlib import Path
-
-
-def peak_rss_kib() -> int:
-    """This process image's peak RSS: ``VmHWM`` (``ru_maxrss`` would also count the parent's peak, which
-    Linux carries across exec into a child started from a large process)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:
@@ -38,6 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
+    from benchmarks.common import peak_rss_kib
     from benchmarks.ledger_tools import RECORDED, ensure_source, open_ledger, raw_totals
 
     from asset_ledger import collectors

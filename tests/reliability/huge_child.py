@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
+from benchmarks.common import peak_rss_kib
 
 from asset_ledger.collectors.pve import PveCollector
 from asset_ledger.core import ingest
@@ -53,18 +52,6 @@ def interfaces(count: int) -> dict[str, Any]:
             for i in range(count)
         ]
     }  # fmt: skip
-
-
-def peak_rss_kib() -> int:
-    """This process image's peak RSS: ``VmHWM`` (``ru_maxrss`` would also count the parent's peak, which
-    Linux carries across exec into a child started from a large process)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(case: str, size: int) -> None:
