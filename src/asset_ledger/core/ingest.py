@@ -364,6 +364,7 @@ def _gc_paused() -> Iterator[None]:
                 gc.unfreeze()
 
 
+@_gc_paused()
 def apply_snapshot(
     conn: Connection,
     *,
@@ -375,28 +376,6 @@ def apply_snapshot(
     secrets: Sequence[str] = (),
 ) -> dict[str, int] | Held:
     """Land one checked, complete snapshot; returns what changed, or ``Held`` when the guard stops it."""
-    with _gc_paused():
-        return _apply_snapshot(
-            conn,
-            source_id=source_id,
-            run_id=run_id,
-            response=response,
-            now=now,
-            guard=guard,
-            secrets=secrets,
-        )
-
-
-def _apply_snapshot(
-    conn: Connection,
-    *,
-    source_id: str,
-    run_id: str,
-    response: Mapping[str, Any],
-    now: datetime,
-    guard: Guard | None,
-    secrets: Sequence[str],
-) -> dict[str, int] | Held:
     snapshot: list[dict[str, Any]] = response["assets"]
     existing = {
         (row.external_kind, row.external_id): row
