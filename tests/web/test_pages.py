@@ -181,6 +181,26 @@ def test_editing_keeps_the_credential_when_its_fields_are_left_empty(service: Se
     assert "every 3600 s" in admin.get("/sources").text
 
 
+def test_the_runs_page_filters_by_mode(service: Service, lab: FakeSource) -> None:
+    lab.respond(estate())
+    for mode in ("healthcheck", "collect", "healthcheck"):
+        service.ledger.execute_run(service.ledger.create_run(lab.source.id, mode).id)
+    viewer = service.browser("victor", VIEWER_PASSWORD)
+
+    def modes(query: str) -> list[str]:
+        page = viewer.get(f"/runs{query}")
+        assert page.status_code == 200
+        return re.findall(r"<td>[^<]*</td><td>(healthcheck|detect|collect)</td>", page.text)
+
+    assert modes("") == ["healthcheck", "collect", "healthcheck"]
+    assert modes("?mode=healthcheck") == ["healthcheck", "healthcheck"]
+    assert modes("?mode=collect&status=succeeded") == ["collect"]
+    assert '<option value="collect" selected>collect</option>' in viewer.get("/runs?mode=collect").text
+    refused = viewer.get("/runs?mode=inventory")
+    assert refused.status_code == 422
+    assert "mode &#39;inventory&#39; is not one of healthcheck, detect, collect" in refused.text
+
+
 def test_run_buttons_queue_a_run_and_the_run_page_explains_it(service: Service, lab: FakeSource) -> None:
     admin = service.browser("alice", ADMIN_PASSWORD)
     csrf = form_csrf(admin.get("/sources").text)

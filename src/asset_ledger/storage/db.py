@@ -192,6 +192,6 @@ def refresh_statistics_if_grown(
     if estimate is not None and estimate > 0 and grown_by <= GROWTH_FOR_STATISTICS * estimate:
         return False
     for name, columns in tables.items():
-        listed = f" ({', '.join(f'{c}' for c in columns)})" if columns else ""
+        listed = f" ({', '.join(columns)})" if columns else ""
         conn.exec_driver_sql(f'ANALYZE "{name}"{listed}')
     return True

@@ -267,10 +267,15 @@ async def queue_run(request: Request, ref: str, _: Admin) -> Response:
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs(request: Request, _: Viewer, source: str = "", status: str = "", offset: int = 0) -> Response:
+def runs(
+    request: Request, _: Viewer, source: str = "", status: str = "", mode: str = "", offset: int = 0
+) -> Response:
     ledger = ledger_of(request)
     offset = min(max(0, offset), MAX_OFFSET)
-    page = ledger.list_runs(source=source or None, status=status or None, limit=50, offset=offset)
+    page = ledger.list_runs(
+        source=source or None, status=status or None, mode=mode or None, limit=50, offset=offset
+    )
+    filters = {"source": source, "status": status, "mode": mode}
     return render(
         request,
         "runs.html",
@@ -278,10 +283,11 @@ def runs(request: Request, _: Viewer, source: str = "", status: str = "", offset
             "page": page,
             "sources": ledger.list_sources(),
             "statuses": RUN_STATUSES,
-            "f": {"source": source, "status": status},
+            "modes": RUN_MODES,
+            "f": filters,
             "next_offset": page.offset + page.limit if page.offset + page.limit < page.total else None,
             "prev_offset": max(0, page.offset - page.limit) if page.offset else None,
-            "filter_query": urlencode({k: v for k, v in {"source": source, "status": status}.items() if v}),
+            "filter_query": urlencode({k: v for k, v in filters.items() if v}),
             "section": "runs",
         },
     )
